@@ -1,0 +1,1 @@
+"""Grounded question answering over a news article corpus."""

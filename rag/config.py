@@ -1,0 +1,153 @@
+"""One typed settings object, built once at the edge and passed down.
+
+``Settings.from_env(os.environ)`` reads ``RAG_*`` variables; the CLI then overrides fields
+from its flags with ``settings.replace(...)``. Nothing below ``cli.py``/``app.py`` reads the
+environment. Validation happens here, so a bad value fails at start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.errors import SettingsError
+
+# Environment variable -> field name. Every field a user may set from the environment is here.
+ENV_VARS: dict[str, str] = {
+    "RAG_DATA_DIR": "data_dir",
+    "RAG_COLLECTION": "collection",
+    "RAG_EMBEDDING_PROVIDER": "embedding_provider",
+    "RAG_EMBEDDING_MODEL": "embedding_model",
+    "RAG_DEVICE": "device",
+    "RAG_EMBED_BATCH_SIZE": "embed_batch_size",
+    "RAG_CHUNK_CHARS": "chunk_chars",
+    "RAG_TOP_K": "top_k",
+    "RAG_CANDIDATES": "candidates",
+    "RAG_RETRIEVAL": "retrieval",
+    "RAG_MIN_EVIDENCE": "min_evidence",
+    "RAG_MAX_QUESTION_CHARS": "max_question_chars",
+    "RAG_ANSWERER": "answerer",
+    "RAG_HOST": "host",
+    "RAG_PORT": "port",
+}
+
+RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of the pipeline, with offline defaults."""
+
+    data_dir: Path = field(default_factory=lambda: Path(".rag"))
+    collection: str = "articles"
+    # Embeddings: provider name from the registry in rag.embed; "" means the packaged model.
+    embedding_provider: str = "sentence-transformers"
+    embedding_model: str = ""
+    device: str = "cpu"
+    embed_batch_size: int = 32
+    # Chunking: target size in characters; chunks end on sentence boundaries.
+    chunk_chars: int = 900
+    chunk_overlap_sentences: int = 1
+    # Retrieval: passages handed to the answerer, and candidates per retriever before fusion.
+    top_k: int = 5
+    candidates: int = 30
+    rrf_k: int = 60
+    retrieval: str = "hybrid"
+    # Answering.
+    answerer: str = "extractive"
+    min_evidence: float = 0.42
+    max_answer_sentences: int = 3
+    max_question_chars: int = 1000
+    max_history_turns: int = 6
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data_dir, Path):
+            object.__setattr__(self, "data_dir", Path(self.data_dir))
+        _positive(self, "embed_batch_size", "chunk_chars", "top_k", "candidates", "rrf_k")
+        _positive(self, "max_answer_sentences", "max_question_chars", "port")
+        if self.chunk_chars < 200:
+            raise SettingsError(f"chunk_chars must be at least 200, got {self.chunk_chars}")
+        if self.chunk_overlap_sentences < 0:
+            raise SettingsError(
+                f"chunk_overlap_sentences must be >= 0, got {self.chunk_overlap_sentences}"
+            )
+        if self.max_history_turns < 0:
+            raise SettingsError(f"max_history_turns must be >= 0, got {self.max_history_turns}")
+        if self.candidates < self.top_k:
+            raise SettingsError(
+                f"candidates ({self.candidates}) must be at least top_k ({self.top_k})"
+            )
+        if self.retrieval not in RETRIEVAL_MODES:
+            raise SettingsError(
+                f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, got {self.retrieval!r}"
+            )
+        if not 0.0 <= self.min_evidence <= 1.0:
+            raise SettingsError(f"min_evidence must be between 0 and 1, got {self.min_evidence}")
+        if not 3 <= len(self.collection) <= 512 or not all(
+            ch.isalnum() or ch in "._-" for ch in self.collection
+        ):
+            raise SettingsError(
+                f"collection must be 3-512 characters of letters, digits, '.', '_' or '-',"
+                f" got {self.collection!r}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Defaults overridden by the ``RAG_*`` variables present in ``environ``."""
+        values = {name: environ[var] for var, name in ENV_VARS.items() if environ.get(var)}
+        return cls().replace(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied; strings are converted to each field's type.
+
+        ``None`` values are ignored, so CLI flags that were not given change nothing.
+        """
+        types = {f.name: f.type for f in dataclasses.fields(self)}
+        converted: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name not in types:
+                raise SettingsError(f"unknown setting {name!r}")
+            if value is None:
+                continue
+            converted[name] = _convert(name, str(types[name]), value)
+        return dataclasses.replace(self, **converted)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.data_dir / "lexical"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.data_dir / "write.lock"
+
+
+def _positive(settings: Settings, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if value <= 0:
+            raise SettingsError(f"{name} must be greater than 0, got {value}")
+
+
+def _convert(name: str, type_name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if type_name == "int":
+            return int(value)
+        if type_name == "float":
+            return float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {value!r}") from None
+    if type_name == "Path":
+        return Path(value).expanduser()
+    return value
