@@ -18,6 +18,7 @@ from rag.errors import SettingsError
 # Environment variable -> field name. Every field a user may set from the environment is here.
 ENV_VARS: dict[str, str] = {
     "RAG_DATA_DIR": "data_dir",
+    "RAG_CORPUS_DIR": "corpus_dir",
     "RAG_COLLECTION": "collection",
     "RAG_EMBEDDING_PROVIDER": "embedding_provider",
     "RAG_EMBEDDING_MODEL": "embedding_model",
@@ -42,6 +43,7 @@ class Settings:
     """Every tunable of the pipeline, with offline defaults."""
 
     data_dir: Path = field(default_factory=lambda: Path(".rag"))
+    corpus_dir: Path = field(default_factory=lambda: Path("corpus"))  # what `rag ingest` reads
     collection: str = "articles"
     # Embeddings: provider name from the registry in rag.embed; "" means the packaged model.
     embedding_provider: str = "sentence-transformers"
@@ -67,8 +69,9 @@ class Settings:
     port: int = 7860
 
     def __post_init__(self) -> None:
-        if not isinstance(self.data_dir, Path):
-            object.__setattr__(self, "data_dir", Path(self.data_dir))
+        for name in ("data_dir", "corpus_dir"):
+            if not isinstance(getattr(self, name), Path):
+                object.__setattr__(self, name, Path(getattr(self, name)))
         _positive(self, "embed_batch_size", "chunk_chars", "top_k", "candidates", "rrf_k")
         _positive(self, "max_answer_sentences", "max_question_chars", "port")
         if self.chunk_chars < 200:

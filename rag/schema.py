@@ -13,7 +13,7 @@ from typing import Any
 
 
 def content_hash(*parts: str, length: int = 16) -> str:
-    """A short, stable hex digest of ``parts`` (joined with a separator that cannot occur in text)."""
+    """A short, stable hex digest of ``parts``, joined with a separator text cannot contain."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return digest[:length]
 
@@ -121,3 +121,14 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDelta:
+    """A piece of answer text as it is produced, before the final verified ``Answer``."""
+
+    text: str
+
+
+# What ``Assistant.stream`` yields: zero or more deltas, then exactly one final ``Answer``.
+AnswerEvent = AnswerDelta | Answer

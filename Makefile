@@ -1,0 +1,51 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= .rag
+CORPUS_DIR ?= corpus
+
+# Offline and private: no model hub, no telemetry, no analytics.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+export GRADIO_ANALYTICS_ENABLED := False
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run ingest test test-unit lint check clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned: any other spec pulls a multi-GB CUDA build (ENVIRONMENT.md).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Re-ingests only when a corpus file changed; unchanged articles are not re-embedded anyway.
+$(DATA_DIR)/.ingested: $(VENV)/.installed $(shell find $(CORPUS_DIR) -type f 2>/dev/null)
+	$(BIN)/rag ingest --data-dir $(DATA_DIR) $(CORPUS_DIR)
+	touch $@
+
+ingest: $(DATA_DIR)/.ingested
+
+run: $(DATA_DIR)/.ingested
+	$(BIN)/rag serve --data-dir $(DATA_DIR)
+
+test: install
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest -m "not integration"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check: lint test
+
+clean:
+	rm -rf $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache

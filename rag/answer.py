@@ -1,0 +1,281 @@
+"""The extractive answerer: answers built only from sentences of the retrieved passages.
+
+Small local LLMs invented dates and sums for this corpus, so the offline default never writes
+a word of its own: it picks the passage sentences that best answer the question, quotes them
+verbatim and cites each one. Before it answers it checks that the evidence is strong enough:
+
+* every name or number in the question appears in the retrieved passages (or their metadata);
+* the best sentence is close enough to the question (embedding similarity, shared content
+  words, and how well its passage matched);
+* the sentences come from a passage that mentions a name the question asks about, and carry
+  a date for "when" questions, a number for "how much/many" questions and a statement for
+  "what did ... say" questions.
+
+Otherwise it says it cannot find the answer in the articles. Follow-up questions ("What did
+she say?") are resolved offline by searching with the earlier question. This module does not
+retrieve and does not generate text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.cite import Evidence, number_citations
+from rag.config import Settings
+from rag.embed import Embedder
+from rag.schema import Citation, Passage
+from rag.text import STOPWORDS, content_terms, sentence_spans, words
+
+NOT_FOUND = "I could not find the answer to this question in the articles."
+
+_FOLLOW_UP_WORDS = frozenset(
+    "he she him her his hers they them their theirs it its this that these those there"
+    " such same".split()
+)
+_FOLLOW_UP_OPENERS = ("and ", "but ", "what about", "how about", "what else", "why", "how so")
+_MONTHS = (
+    "january february march april may june july august september october november december"
+    " jan feb mar apr jun jul aug sep sept oct nov dec"
+).split()
+_DATE = re.compile(
+    r"\b(?:(?:19|20)\d{2}|" + "|".join(_MONTHS) + r"|monday|tuesday|wednesday|thursday|friday"
+    r"|saturday|sunday|yesterday|today|last (?:week|month|year)|next (?:week|month|year)"
+    r"|(?:this|that) (?:week|month|year)|decade|century)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty"
+    r"|forty|fifty|hundreds?|thousands?|millions?|billions?|trillions?|dozens?|half|percent)\b",
+    re.IGNORECASE,
+)
+_WHEN = re.compile(
+    r"^\s*(?:when|since when|until when)\b|\b(?:what|which) (?:date|day|year|month)\b",
+    re.IGNORECASE,
+)
+_SAYS = re.compile(r"\b(?:say|says|said|saying|tell|told|quote|quoted|statement)\b", re.IGNORECASE)
+_SPEECH = re.compile(
+    r"[“”\"]|\b(?:said|says|told|stated|according to|warned|argued)\b", re.IGNORECASE
+)
+_HOW_MUCH = re.compile(
+    r"\bhow (?:much|many|large|big|long)\b|\bwhat (?:percentage|share|amount|number|sum)\b",
+    re.IGNORECASE,
+)
+# Short forms a question may use for a name the article spells out, and the reverse.
+_ALIASES = {
+    "eu": ("european union",),
+    "european union": ("eu",),
+    "us": ("united states", "u.s."),
+    "u.s.": ("united states", "us"),
+    "united states": ("us", "u.s."),
+    "uk": ("united kingdom", "britain"),
+    "un": ("united nations",),
+    "united nations": ("un",),
+    "ai": ("artificial intelligence",),
+    "artificial intelligence": ("ai",),
+}
+_SENTENCE_CACHE_SIZE = 50_000
+_MIN_SENTENCE_WORDS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What an answerer returns: the text with markers, its citations, or a refusal."""
+
+    text: str
+    refused: bool
+    citations: tuple[Citation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    passage: Passage
+    sentence: str
+    score: float
+    similarity: float
+    overlap: float
+
+
+def resolve_follow_up(question: str, history: Sequence[str]) -> str:
+    """The text to search for: ``question`` itself, or joined with the question it follows.
+
+    A question follows up when there is history and it leans on it: a pronoun ("What did
+    she say?"), an opener ("And Japan?", "Why?") or fewer than two content words. Chains of
+    follow-ups resolve to the last self-contained question plus the follow-ups after it.
+    """
+    resolved = ""
+    for turn in [*history, question]:
+        resolved = f"{resolved} {turn}".strip() if resolved and is_follow_up(turn) else turn
+    return resolved
+
+
+def is_follow_up(question: str) -> bool:
+    lowered = question.strip().lower()
+    tokens = set(words(lowered))
+    return (
+        bool(tokens & _FOLLOW_UP_WORDS)
+        or lowered.startswith(_FOLLOW_UP_OPENERS)
+        or len(content_terms(question)) < 2
+    )
+
+
+def question_names(question: str) -> list[str]:
+    """Names and numbers the question asks about: capitalised words (not the first word,
+    not stopwords) grouped into phrases, acronyms, and numbers."""
+    tokens = re.findall(r"[\w’'.-]+", question)
+    names: list[str] = []
+    phrase: list[str] = []
+    for position, token in enumerate(tokens):
+        word = token.strip(".’'-")
+        is_name = (
+            bool(word)
+            and (word[0].isupper() or word.isdigit())
+            and (position > 0 or word.isupper() or word.isdigit())
+            and word.lower() not in STOPWORDS
+        )
+        if is_name:
+            phrase.append(word)
+        elif phrase:
+            names.append(" ".join(phrase))
+            phrase = []
+    if phrase:
+        names.append(" ".join(phrase))
+    return names
+
+
+def _mentions(haystack: str, name: str) -> bool:
+    """Whether ``haystack`` (lower-cased) mentions ``name`` or, for a phrase, its last word
+    (a surname, "Kallas" for "Kaja Kallas"), or a known alias."""
+    lowered = name.lower()
+    forms = (lowered, *_ALIASES.get(lowered, ()))
+    if any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", haystack) for f in forms):
+        return True
+    last = lowered.split()[-1]
+    return " " in lowered and bool(re.search(rf"(?<!\w){re.escape(last)}(?!\w)", haystack))
+
+
+class ExtractiveAnswerer:
+    """Answers by quoting retrieved sentences, or declines."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def answer(
+        self,
+        question: str,
+        search_query: str,
+        passages: Sequence[Passage],
+        query_vector: np.ndarray,
+    ) -> Draft:
+        if not passages:
+            return _refusal()
+        haystack = "\n".join(
+            f"{p.title}\n{p.author}\n{p.publisher}\n{p.text}" for p in passages
+        ).lower()
+        missing = [name for name in question_names(question) if not _mentions(haystack, name)]
+        if missing:
+            return _refusal(f"None of the passages found mention “{missing[0]}”.")
+
+        candidates = self._score(search_query, passages, query_vector)
+        chosen = self._choose(question, search_query, candidates)
+        if not chosen:
+            return _refusal()
+        evidence = [Evidence(c.passage, c.sentence, c.score) for c in chosen]
+        text, citations = number_citations(evidence)
+        return Draft(text, False, citations)
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def _score(
+        self, search_query: str, passages: Sequence[Passage], query_vector: np.ndarray
+    ) -> list[_Candidate]:
+        pairs: list[tuple[Passage, str]] = []
+        seen: set[str] = set()
+        for passage in passages:
+            for start, end in sentence_spans(passage.text):
+                sentence = passage.text[start:end]
+                if sentence in seen or len(words(sentence)) < _MIN_SENTENCE_WORDS:
+                    continue
+                seen.add(sentence)
+                pairs.append((passage, sentence))
+        if not pairs:
+            return []
+        vectors = self._sentence_vectors([s for _, s in pairs])
+        similarities = vectors @ query_vector
+        query_terms = set(content_terms(search_query))
+        candidates = []
+        for (passage, sentence), similarity in zip(pairs, similarities, strict=True):
+            overlap = (
+                len(query_terms & set(content_terms(sentence))) / len(query_terms)
+                if query_terms
+                else 0.0
+            )
+            passage_similarity = passage.dense_score if passage.dense_score is not None else 0.0
+            score = 0.5 * float(similarity) + 0.3 * overlap + 0.2 * passage_similarity
+            candidates.append(_Candidate(passage, sentence, score, float(similarity), overlap))
+        candidates.sort(key=lambda c: c.score, reverse=True)
+        return candidates
+
+    def _sentence_vectors(self, sentences: list[str]) -> np.ndarray:
+        """Sentence embeddings, cached: the same passages come back for related questions."""
+        with self._lock:
+            missing = [s for s in dict.fromkeys(sentences) if s not in self._cache]
+        if missing:
+            fresh = self.embedder.embed(missing)
+            with self._lock:
+                for sentence, vector in zip(missing, fresh, strict=True):
+                    self._cache[sentence] = vector
+                while len(self._cache) > _SENTENCE_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            for sentence in sentences:
+                self._cache.move_to_end(sentence)
+            return np.stack([self._cache[s] for s in sentences])
+
+    # -- choosing -------------------------------------------------------------------------------
+
+    def _choose(
+        self, question: str, search_query: str, candidates: list[_Candidate]
+    ) -> list[_Candidate]:
+        threshold = self.settings.min_evidence
+        names = question_names(search_query)
+        needs_date = bool(_WHEN.search(question))
+        needs_number = bool(_HOW_MUCH.search(question))
+        needs_speech = bool(_SAYS.search(question))
+
+        def fits(candidate: _Candidate) -> bool:
+            # The name may be in a neighbouring sentence of the same passage ("The announcement
+            # — dubbed the International Digital Strategy" / "In proposals published on June 5").
+            context = f"{candidate.passage.title}\n{candidate.passage.text}".lower()
+            if names and not any(_mentions(context, n) for n in names):
+                return False
+            if needs_date and not _DATE.search(candidate.sentence):
+                return False
+            if needs_speech and not _SPEECH.search(candidate.sentence):
+                return False
+            return not (needs_number and not _NUMBER.search(candidate.sentence))
+
+        lead = next((c for c in candidates if c.score >= threshold and fits(c)), None)
+        if lead is None:
+            return []
+        chosen = [lead]
+        floor = max(threshold, lead.score - 0.1)
+        for candidate in candidates:
+            if len(chosen) >= self.settings.max_answer_sentences or candidate.score < floor:
+                break
+            relevant = candidate.overlap > 0 or candidate.similarity > 0.5
+            if candidate is not lead and relevant and fits(candidate):
+                chosen.append(candidate)
+        return chosen
+
+
+def _refusal(reason: str = "") -> Draft:
+    return Draft(f"{NOT_FOUND} {reason}".strip(), True, ())

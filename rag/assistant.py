@@ -1,0 +1,148 @@
+"""The one core that the CLI, the chat UI and (later) the HTTP API sit on.
+
+``Assistant`` wires the stages together: it ingests paths (read -> chunk -> embed -> store ->
+lexical index) and answers questions (validate -> resolve follow-ups -> retrieve -> answer ->
+cite), returning one ``Answer`` with per-stage timings. Parts are handed in, so tests can build
+it from fakes; ``Assistant.open(settings)`` builds the real ones. It holds no UI or CLI logic.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from rag.answer import ExtractiveAnswerer, resolve_follow_up
+from rag.config import Settings
+from rag.embed import Embedder, create_embedder
+from rag.errors import QuestionError, SettingsError
+from rag.index import Indexer, IngestReport
+from rag.lexical import LexicalIndex
+from rag.retrieve import HybridRetriever, SearchFilters
+from rag.schema import Answer, AnswerDelta, AnswerEvent
+from rag.store import ChromaStore
+
+
+class Assistant:
+    """Answers questions about the indexed articles, and keeps the index up to date."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore) -> None:
+        if settings.answerer != "extractive":
+            raise SettingsError(f"unknown answerer {settings.answerer!r}; available: extractive")
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.answerer = ExtractiveAnswerer(settings, embedder)
+        self._lexical: LexicalIndex | None = None
+        self._lexical_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> Assistant:
+        """The assistant with the configured embedder and the store under ``data_dir``."""
+        embedder = create_embedder(settings)
+        return cls(settings, embedder, ChromaStore.open(settings, embedder.model_id))
+
+    def warm_up(self) -> None:
+        """Load everything a first question would (model weights, lexical index), so that
+        the first chat answer is as fast as the rest."""
+        self.embedder.embed(["warm up"])
+        self.retriever()
+
+    @property
+    def max_question_chars(self) -> int:
+        return self.settings.max_question_chars
+
+    # -- indexing -------------------------------------------------------------------------------
+
+    def ingest(
+        self, paths: Sequence[Path], *, prune: bool = False, progress: bool = True
+    ) -> IngestReport:
+        """Read articles from ``paths`` and bring the index in line with them.
+
+        Unreadable files are reported in ``IngestReport.skipped`` and change nothing stored.
+        """
+        from rag.ingest import read_articles
+
+        result = read_articles(paths)
+        indexer = Indexer(self.settings, self.embedder, self.store)
+        report = indexer.sync(
+            result.articles,
+            prune=prune,
+            keep_sources=[s.source.split("#", 1)[0] for s in result.skipped],
+            progress=progress,
+        )
+        with self._lexical_lock:
+            self._lexical = None  # the next question loads the index the sync just derived
+        return replace(report, skipped=tuple((s.source, s.reason) for s in result.skipped))
+
+    def retriever(self) -> HybridRetriever:
+        with self._lexical_lock:
+            if self._lexical is None or self._lexical.version != self.store.index_version:
+                self._lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+            lexical = self._lexical
+        return HybridRetriever(self.settings, self.embedder, self.store, lexical)
+
+    # -- answering ------------------------------------------------------------------------------
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        filters: SearchFilters | None = None,
+        retrieval: str | None = None,
+    ) -> Answer:
+        """Answer ``question``; ``history`` holds the earlier user questions, oldest first."""
+        started = time.perf_counter()
+        question = self.validate_question(question)
+        history = [h.strip()[: self.max_question_chars] for h in history if h and h.strip()]
+        history = (
+            history[-self.settings.max_history_turns :] if self.settings.max_history_turns else []
+        )
+        search_query = resolve_follow_up(question, history)
+
+        result = self.retriever().search(search_query, filters=filters, mode=retrieval)
+        timings = dict(result.timings_ms)
+
+        answer_started = time.perf_counter()
+        draft = self.answerer.answer(question, search_query, result.passages, result.query_vector)
+        timings["answer"] = (time.perf_counter() - answer_started) * 1000.0
+        timings["total"] = (time.perf_counter() - started) * 1000.0
+        return Answer(
+            question=question,
+            answer=draft.text,
+            refused=draft.refused,
+            citations=draft.citations,
+            passages=tuple(result.passages),
+            timings_ms=timings,
+            search_query=search_query,
+        )
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        filters: SearchFilters | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """The answer as it is produced: text pieces, then the final ``Answer``.
+
+        The extractive answer is ready at once; it is streamed sentence by sentence so every
+        answerer looks the same to a UI.
+        """
+        answer = self.ask(question, history, filters)
+        pieces = answer.answer.split("] ")
+        for i, piece in enumerate(pieces):
+            yield AnswerDelta(piece + ("] " if i < len(pieces) - 1 else ""))
+        yield answer
+
+    def validate_question(self, question: str) -> str:
+        question = (question or "").strip()
+        if not question:
+            raise QuestionError("Please type a question.")
+        if len(question) > self.max_question_chars:
+            raise QuestionError(
+                f"The question is {len(question)} characters long; the limit is"
+                f" {self.max_question_chars}. Please shorten it."
+            )
+        return question

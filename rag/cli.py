@@ -1,0 +1,183 @@
+"""The ``rag`` command: ``ingest``, ``ask`` and ``serve``, thin over ``rag.assistant``.
+
+Builds ``Settings`` once (environment, then flags), turns every ``RagError`` into one line on
+stderr and a non-zero exit, and prints JSON when asked. Heavy libraries (torch, Chroma,
+Gradio) are imported only by the command that needs them, so ``rag --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.config import Settings
+from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.assistant import Assistant
+
+# Offline and private by default: no model hub, no telemetry, no analytics.
+_OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for name, value in _OFFLINE_ENV.items():
+        os.environ.setdefault(name, value)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env(os.environ).replace(
+            data_dir=args.data_dir,
+            embedding_model=args.embedding_model,
+            device=args.device,
+            answerer=getattr(args, "answerer", None),
+            retrieval=getattr(args, "retrieval", None),
+            top_k=getattr(args, "top_k", None),
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+        )
+        return int(args.run(args, settings))
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", type=Path, help="where the index lives (default .rag, or RAG_DATA_DIR)"
+    )
+    common.add_argument(
+        "--embedding-model",
+        help="a local sentence-transformers model directory (default: packaged)",
+    )
+    common.add_argument("--device", help="torch device for embeddings: cpu (default), cuda, mps")
+
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Grounded question answering over a news article corpus."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser(
+        "ingest", parents=[common], help="add or update articles in the index"
+    )
+    ingest.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="article files or folders (.md, .txt, .html, .jsonl, .csv); default: the corpus dir",
+    )
+    ingest.add_argument(
+        "--prune", action="store_true", help="remove indexed articles that are not in PATHS"
+    )
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+    ingest.set_defaults(run=_ingest)
+
+    ask = commands.add_parser("ask", parents=[common], help="answer one question")
+    ask.add_argument("question")
+    ask.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="Q",
+        help="an earlier question of the same conversation (repeat, oldest first)",
+    )
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--article", action="append", default=[], help="only this article id")
+    ask.add_argument("--author", action="append", default=[], help="only articles by this author")
+    ask.add_argument("--since", default="", help="only articles dated on or after YYYY-MM-DD")
+    ask.add_argument("--until", default="", help="only articles dated on or before YYYY-MM-DD")
+    ask.add_argument("--retrieval", choices=["hybrid", "dense", "lexical"])
+    ask.add_argument("--top-k", type=int, help="passages to read (default 5)")
+    ask.add_argument("--answerer", help="extractive (default)")
+    ask.set_defaults(run=_ask)
+
+    serve = commands.add_parser("serve", parents=[common], help="start the chat on 127.0.0.1")
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--answerer", help="extractive (default)")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def _open(settings: Settings) -> Assistant:
+    from rag.assistant import Assistant
+
+    return Assistant.open(settings)
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    paths = list(args.paths) or [settings.corpus_dir]
+    report = _open(settings).ingest(paths, prune=args.prune, progress=not args.quiet)
+    for source, reason in report.skipped:
+        print(f"skipped {source}: {reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(_report_dict(report), indent=2))
+    else:
+        print(report.summary())
+    return 0
+
+
+def _report_dict(report: object) -> dict[str, object]:
+    from dataclasses import asdict, is_dataclass
+
+    assert is_dataclass(report) and not isinstance(report, type)
+    data = asdict(report)
+    data["skipped"] = [{"source": s, "reason": r} for s, r in data["skipped"]]
+    return data
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.retrieve import SearchFilters
+
+    filters = SearchFilters(
+        article_ids=tuple(args.article),
+        authors=tuple(args.author),
+        date_from=args.since,
+        date_to=args.until,
+    )
+    assistant = _open(settings)
+    assistant.store.require_built()
+    answer = assistant.ask(args.question, args.history, filters)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return 0
+    print(answer.answer)
+    if answer.citations:
+        print()
+        for c in answer.citations:
+            byline = ", ".join(part for part in (c.author, c.date) if part)
+            print(f"[{c.n}] {c.title}" + (f" ({byline})" if byline else ""))
+            print(f"    “{c.quote}”")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import app
+
+    assistant = _open(settings)
+    assistant.store.require_built()
+    assistant.warm_up()
+    print(f"Serving the chat on http://{settings.host}:{settings.port}", file=sys.stderr)
+    app.launch(app.build_app(assistant), settings.host, settings.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

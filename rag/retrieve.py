@@ -1,0 +1,214 @@
+"""Hybrid retrieval: dense search in Chroma plus BM25, fused by reciprocal rank.
+
+``HybridRetriever.search`` returns ``Passage`` objects ranked by reciprocal rank fusion of the
+two lists (or one list, in ``dense``/``lexical`` mode), each with the query's cosine similarity
+to it (the evidence strength the answerer uses to decide whether to answer at all).
+``as_langchain_retriever`` wraps it as a LangChain ``BaseRetriever``. This module does not
+choose answer sentences or decide to refuse.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag.config import Settings
+from rag.embed import Embedder
+from rag.errors import RagError
+from rag.lexical import LexicalIndex
+from rag.schema import Passage
+from rag.store import ChromaStore, Metadata, StoredChunk, Where
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """Restrict retrieval to some articles, authors or a date range (ISO dates, inclusive)."""
+
+    article_ids: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    date_from: str = ""
+    date_to: str = ""
+
+    def __post_init__(self) -> None:
+        from rag.index import date_as_int
+
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value and not date_as_int(value):
+                raise RagError(f"{name} must be an ISO date (YYYY-MM-DD), got {value!r}")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.article_ids or self.authors or self.date_from or self.date_to)
+
+    def chroma_where(self) -> Where | None:
+        from rag.index import date_as_int
+
+        clauses: list[Where] = []
+        if self.article_ids:
+            clauses.append({"article_id": {"$in": list(self.article_ids)}})
+        if self.authors:
+            clauses.append({"author": {"$in": list(self.authors)}})
+        if self.date_from:
+            clauses.append({"date_int": {"$gte": date_as_int(self.date_from)}})
+        if self.date_to:
+            clauses.append({"date_int": {"$lte": date_as_int(self.date_to)}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def accepts(self, metadata: Metadata) -> bool:
+        from rag.index import date_as_int
+
+        if self.article_ids and metadata.get("article_id") not in self.article_ids:
+            return False
+        if self.authors and metadata.get("author") not in self.authors:
+            return False
+        day = int(metadata.get("date_int", 0) or 0)
+        if self.date_from and day < date_as_int(self.date_from):
+            return False
+        return not (self.date_to and day > date_as_int(self.date_to))
+
+
+@dataclass(slots=True)
+class SearchResult:
+    passages: list[Passage]
+    query_vector: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class HybridRetriever:
+    """Dense + lexical retrieval over one store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        store: ChromaStore,
+        lexical: LexicalIndex,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.lexical = lexical
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        filters: SearchFilters | None = None,
+        mode: str | None = None,
+    ) -> SearchResult:
+        k = k or self.settings.top_k
+        mode = mode or self.settings.retrieval
+        filters = filters or SearchFilters()
+        n = self.settings.candidates
+        timings: dict[str, float] = {}
+
+        started = time.perf_counter()
+        vector = self.embedder.embed([query])[0]
+        timings["embed_query"] = _ms_since(started)
+
+        dense: list[tuple[StoredChunk, float]] = []
+        if mode in ("hybrid", "dense"):
+            started = time.perf_counter()
+            hits = self.store.query(vector, n, filters.chroma_where())
+            dense = [(h.chunk, h.similarity) for h in hits]
+            timings["dense_search"] = _ms_since(started)
+
+        lexical: list[tuple[StoredChunk, float]] = []
+        if mode in ("hybrid", "lexical"):
+            started = time.perf_counter()
+            keep: Callable[[Metadata], bool] | None = None if filters.empty else filters.accepts
+            lexical = [(h.chunk, h.score) for h in self.lexical.search(query, n, keep)]
+            timings["lexical_search"] = _ms_since(started)
+
+        started = time.perf_counter()
+        passages = self._fuse(dense, lexical, vector, k)
+        timings["fuse"] = _ms_since(started)
+        return SearchResult(passages, vector, timings)
+
+    def _fuse(
+        self,
+        dense: list[tuple[StoredChunk, float]],
+        lexical: list[tuple[StoredChunk, float]],
+        vector: np.ndarray,
+        k: int,
+    ) -> list[Passage]:
+        rrf = self.settings.rrf_k
+        fused: dict[str, float] = {}
+        chunks: dict[str, StoredChunk] = {}
+        for ranking in (dense, lexical):
+            for rank, (chunk, _) in enumerate(ranking):
+                fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + 1.0 / (rrf + rank + 1)
+                chunks[chunk.chunk_id] = chunk
+        top = sorted(fused, key=lambda cid: fused[cid], reverse=True)[:k]
+        similarity = {chunk.chunk_id: score for chunk, score in dense}
+        bm25 = {chunk.chunk_id: score for chunk, score in lexical}
+        # Lexical-only hits still need their cosine similarity: it is the evidence strength.
+        missing = [cid for cid in top if cid not in similarity]
+        for cid, stored_vector in self.store.get_vectors(missing).items():
+            similarity[cid] = float(np.dot(stored_vector, vector))
+        return [
+            _passage(chunks[cid], fused[cid], similarity.get(cid), bm25.get(cid)) for cid in top
+        ]
+
+
+def _passage(
+    chunk: StoredChunk, score: float, dense_score: float | None, lexical_score: float | None
+) -> Passage:
+    meta = chunk.metadata
+    return Passage(
+        chunk_id=chunk.chunk_id,
+        article_id=str(meta.get("article_id", "")),
+        text=chunk.text,
+        title=str(meta.get("title", "")),
+        author=str(meta.get("author", "")),
+        date=str(meta.get("date", "")),
+        publisher=str(meta.get("publisher", "")),
+        url=str(meta.get("url", "")),
+        start=int(meta.get("start", 0) or 0),
+        end=int(meta.get("end", 0) or 0),
+        score=score,
+        dense_score=dense_score,
+        lexical_score=lexical_score,
+    )
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def passage_to_document(passage: Passage) -> Any:
+    """A LangChain ``Document`` carrying the passage text and all of its metadata."""
+    from langchain_core.documents import Document
+
+    metadata = {name: getattr(passage, name) for name in Passage.__slots__ if name != "text"}
+    return Document(page_content=passage.text, metadata=metadata, id=passage.chunk_id)
+
+
+def as_langchain_retriever(
+    retriever: HybridRetriever, k: int | None = None, filters: SearchFilters | None = None
+) -> BaseRetriever:
+    """``retriever`` as a LangChain ``BaseRetriever``, to plug into any LangChain chain."""
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+
+    class NewsroomRetriever(BaseRetriever):
+        """Hybrid (dense + BM25) retrieval over the newsroom index."""
+
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ) -> list[Document]:
+            result = retriever.search(query, k=k, filters=filters)
+            return [passage_to_document(p) for p in result.passages]
+
+    return NewsroomRetriever()

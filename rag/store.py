@@ -1,0 +1,195 @@
+"""The vector store: chunks, their vectors and metadata, in a Chroma collection.
+
+``ChromaStore`` is the only code that talks to Chroma. It stores what the index stage gives
+it and answers nearest-neighbour queries; it does not embed, chunk or decide what changed.
+The collection's own metadata records the embedding model (so vectors from another model are
+refused) and an ``index_version`` that changes on every write (so derived indexes, such as
+the lexical one, know when to rebuild).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rag.config import Settings
+from rag.errors import IndexNotBuiltError, ProviderError
+from rag.schema import Chunk
+
+Metadata = dict[str, str | int | float | bool]
+Where = dict[str, Any]
+_PAGE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as read back from the store."""
+
+    chunk_id: str
+    text: str
+    metadata: Metadata
+
+
+@dataclass(frozen=True, slots=True)
+class DenseHit:
+    chunk: StoredChunk
+    similarity: float  # cosine similarity, -1..1
+
+
+class ChromaStore:
+    """One Chroma collection holding every chunk of the corpus."""
+
+    def __init__(self, client: Any, collection_name: str, model_id: str) -> None:
+        self._client = client
+        self._name = collection_name
+        self._model_id = model_id
+        self._collection: Any = None
+
+    @classmethod
+    def open(cls, settings: Settings, model_id: str) -> ChromaStore:
+        """The store for ``settings``: a local persistent Chroma under ``data_dir``."""
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        client_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        try:
+            settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(
+                path=str(settings.chroma_dir), settings=client_settings
+            )
+        except Exception as e:
+            raise ProviderError(
+                f"cannot open the Chroma index at {settings.chroma_dir}: {e}"
+            ) from e
+        return cls(client, settings.collection, model_id)
+
+    # -- collection ---------------------------------------------------------------------------
+
+    def _existing(self) -> Any | None:
+        if self._collection is None:
+            try:
+                self._collection = self._client.get_collection(self._name, embedding_function=None)
+            except Exception:  # chromadb raises NotFoundError/ValueError across versions
+                return None
+            self._check_model(self._collection)
+        return self._collection
+
+    def _writable(self) -> Any:
+        collection = self._existing()
+        if collection is None:
+            collection = self._client.get_or_create_collection(
+                self._name,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedding_model": self._model_id, "index_version": "empty"},
+                embedding_function=None,
+            )
+            self._collection = collection
+        return collection
+
+    def _check_model(self, collection: Any) -> None:
+        built_with = (collection.metadata or {}).get("embedding_model")
+        if built_with and built_with != self._model_id:
+            raise ProviderError(
+                f"the index was built with embedding model {built_with!r} but {self._model_id!r}"
+                " is configured; use the same model or a new --data-dir"
+            )
+
+    def require_built(self) -> None:
+        if self.count() == 0:
+            raise IndexNotBuiltError("the index is empty: run `rag ingest` first")
+
+    @property
+    def index_version(self) -> str:
+        collection = self._existing()
+        return str((collection.metadata or {}).get("index_version", "")) if collection else ""
+
+    def bump_version(self) -> str:
+        collection = self._writable()
+        version = uuid.uuid4().hex
+        metadata = {**(collection.metadata or {}), "index_version": version}
+        collection.modify(metadata=metadata)
+        return version
+
+    def count(self) -> int:
+        collection = self._existing()
+        return int(collection.count()) if collection else 0
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def iter_chunks(
+        self, where: Where | None = None, with_text: bool = True
+    ) -> Iterator[StoredChunk]:
+        """Every stored chunk (matching ``where``), page by page."""
+        collection = self._existing()
+        if collection is None:
+            return
+        include = ["metadatas", "documents"] if with_text else ["metadatas"]
+        offset = 0
+        while True:
+            page = collection.get(where=where, include=include, limit=_PAGE, offset=offset)
+            ids = page["ids"]
+            documents = page.get("documents") or [""] * len(ids)
+            for chunk_id, text, metadata in zip(ids, documents, page["metadatas"], strict=True):
+                yield StoredChunk(chunk_id, text or "", dict(metadata or {}))
+            if len(ids) < _PAGE:
+                return
+            offset += _PAGE
+
+    def get_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        collection = self._existing()
+        if collection is None or not chunk_ids:
+            return {}
+        page = collection.get(ids=list(chunk_ids), include=["embeddings"])
+        return {
+            cid: np.asarray(vec, dtype=np.float32)
+            for cid, vec in zip(page["ids"], page["embeddings"], strict=True)
+        }
+
+    def query(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[DenseHit]:
+        collection = self._existing()
+        if collection is None:
+            return []
+        result = collection.query(
+            query_embeddings=[vector.tolist()],
+            n_results=k,
+            where=where,
+            include=["metadatas", "documents", "distances"],
+        )
+        return [
+            DenseHit(StoredChunk(cid, text or "", dict(meta or {})), 1.0 - float(distance))
+            for cid, text, meta, distance in zip(
+                result["ids"][0],
+                result["documents"][0],
+                result["metadatas"][0],
+                result["distances"][0],
+                strict=True,
+            )
+        ]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if not chunks:
+            return
+        self._writable().upsert(
+            ids=[c.chunk_id for c in chunks],
+            embeddings=vectors,
+            documents=[c.text for c in chunks],
+            metadatas=[c.metadata for c in chunks],
+        )
+
+    def update_metadata(self, chunks: Sequence[Chunk]) -> None:
+        if chunks:
+            self._writable().update(
+                ids=[c.chunk_id for c in chunks], metadatas=[c.metadata for c in chunks]
+            )
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        collection = self._existing()
+        if collection is not None and chunk_ids:
+            for start in range(0, len(chunk_ids), _PAGE):
+                collection.delete(ids=list(chunk_ids[start : start + _PAGE]))

