@@ -57,7 +57,10 @@ def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
     while end - start > limit:
         cut = text.rfind(" ", start + limit // 2, start + limit)
         cut = cut if cut > start else start + limit
-        pieces.append((start, cut))
+        piece_end = cut
+        while piece_end > start and text[piece_end - 1].isspace():
+            piece_end -= 1
+        pieces.append((start, piece_end))
         start = cut
         while start < end and text[start].isspace():
             start += 1
@@ -72,9 +75,10 @@ def _pack(units: list[_Unit], chunk_chars: int, overlap: int) -> list[tuple[int,
     for unit in units:
         if current and unit.end - current[0].start > chunk_chars:
             spans.append((current[0].start, current[-1].end))
-            same_paragraph = current[-1].paragraph == unit.paragraph
             # Overlap only inside a paragraph: across a paragraph break it adds little context.
-            carried = current[-overlap:] if overlap and same_paragraph else []
+            carried = (
+                [u for u in current[-overlap:] if u.paragraph == unit.paragraph] if overlap else []
+            )
             if carried and unit.end - carried[0].start > chunk_chars:
                 carried = []
             current = [*carried, unit]

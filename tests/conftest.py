@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,3 +65,10 @@ def settings(tmp_path: Path) -> Settings:
 def real_settings(tmp_path: Path) -> Settings:
     """Settings for the real packaged model, index in a fresh temporary directory."""
     return Settings(data_dir=tmp_path / "index")
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

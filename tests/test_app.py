@@ -18,6 +18,7 @@ from gradio_client import Client
 
 from rag.errors import IndexNotBuiltError, QuestionError
 from rag.schema import Answer, AnswerDelta, AnswerEvent, Citation
+from tests.conftest import free_port
 
 # app.py is a top-level module beside the ``rag`` package, not part of it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -132,12 +133,6 @@ def only_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
     yield attempts
     assert attempts == [], f"tried to reach outside 127.0.0.1: {attempts}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

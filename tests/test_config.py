@@ -1,0 +1,217 @@
+"""Tests for ``rag.config.Settings``: defaults, environment, overrides and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.config import ENV_VARS, RETRIEVAL_MODES, Settings
+from rag.errors import RagError, SettingsError
+
+
+def test_defaults_are_offline_and_valid() -> None:
+    s = Settings()
+    assert s.data_dir == Path(".rag")
+    assert s.corpus_dir == Path("corpus")
+    assert s.collection == "articles"
+    assert s.embedding_provider == "sentence-transformers"
+    assert s.embedding_model == ""
+    assert s.device == "cpu"
+    assert s.chunk_chars == 900
+    assert s.chunk_overlap_sentences == 1
+    assert (s.top_k, s.candidates, s.rrf_k) == (5, 30, 60)
+    assert s.retrieval == "hybrid"
+    assert s.answerer == "extractive"
+    assert s.min_evidence == 0.42
+    assert (s.host, s.port) == ("127.0.0.1", 7860)
+
+
+def test_derived_paths_live_under_data_dir(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path)
+    assert s.chroma_dir == tmp_path / "chroma"
+    assert s.lexical_dir == tmp_path / "lexical"
+    assert s.lock_path == tmp_path / "write.lock"
+
+
+def test_string_paths_become_paths() -> None:
+    s = Settings(data_dir="idx", corpus_dir="articles")  # type: ignore[arg-type]
+    assert s.data_dir == Path("idx") and isinstance(s.data_dir, Path)
+    assert s.corpus_dir == Path("articles") and isinstance(s.corpus_dir, Path)
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().top_k = 3  # type: ignore[misc]
+
+
+def test_from_env_of_an_empty_environment_gives_the_defaults() -> None:
+    assert Settings.from_env({}) == Settings()
+
+
+def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None:
+    env = {
+        "RAG_DATA_DIR": str(tmp_path / "index"),
+        "RAG_CORPUS_DIR": str(tmp_path / "articles"),
+        "RAG_COLLECTION": "news_2025",
+        "RAG_EMBEDDING_PROVIDER": "fake-hash",
+        "RAG_EMBEDDING_MODEL": "some/model",
+        "RAG_DEVICE": "cuda",
+        "RAG_EMBED_BATCH_SIZE": "64",
+        "RAG_CHUNK_CHARS": "1200",
+        "RAG_TOP_K": "8",
+        "RAG_CANDIDATES": "40",
+        "RAG_RETRIEVAL": "lexical",
+        "RAG_MIN_EVIDENCE": "0.5",
+        "RAG_MAX_QUESTION_CHARS": "500",
+        "RAG_ANSWERER": "llm",
+        "RAG_HOST": "0.0.0.0",
+        "RAG_PORT": "8080",
+    }
+    assert set(env) == set(ENV_VARS)  # every documented variable is exercised
+    s = Settings.from_env(env)
+    assert s.data_dir == tmp_path / "index"
+    assert s.corpus_dir == tmp_path / "articles"
+    assert s.collection == "news_2025"
+    assert s.embedding_provider == "fake-hash"
+    assert s.embedding_model == "some/model"
+    assert s.device == "cuda"
+    assert s.embed_batch_size == 64
+    assert s.chunk_chars == 1200
+    assert s.top_k == 8
+    assert s.candidates == 40
+    assert s.retrieval == "lexical"
+    assert s.min_evidence == 0.5
+    assert s.max_question_chars == 500
+    assert s.answerer == "llm"
+    assert s.host == "0.0.0.0"
+    assert s.port == 8080
+    for name in ("embed_batch_size", "chunk_chars", "top_k", "candidates", "port"):
+        assert type(getattr(s, name)) is int
+    assert type(s.min_evidence) is float
+    assert isinstance(s.data_dir, Path)
+
+
+def test_from_env_expands_a_home_directory() -> None:
+    s = Settings.from_env({"RAG_DATA_DIR": "~/rag-index"})
+    assert s.data_dir == Path("~/rag-index").expanduser()
+
+
+def test_from_env_ignores_empty_and_unrelated_variables() -> None:
+    env = {"RAG_TOP_K": "", "HOME": "/somewhere", "PATH": "/bin", "RAG_NOT_A_SETTING": "1"}
+    assert Settings.from_env(env) == Settings()
+
+
+def test_replace_converts_strings_and_keeps_other_fields() -> None:
+    base = Settings(top_k=3)
+    s = base.replace(candidates="12", min_evidence="0.25", data_dir="elsewhere")
+    assert (s.candidates, s.min_evidence, s.data_dir) == (12, 0.25, Path("elsewhere"))
+    assert s.top_k == 3
+    assert base.candidates == 30  # the original is unchanged
+
+
+def test_replace_ignores_none() -> None:
+    base = Settings(top_k=7, retrieval="dense")
+    assert base.replace(top_k=None, retrieval=None, data_dir=None) == base
+
+
+def test_replace_with_nothing_is_equal() -> None:
+    assert Settings().replace() == Settings()
+
+
+def test_replace_accepts_already_typed_values() -> None:
+    s = Settings().replace(top_k=2, min_evidence=0.1, data_dir=Path("x"))
+    assert (s.top_k, s.min_evidence, s.data_dir) == (2, 0.1, Path("x"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "in_message"),
+    [
+        ({"top_k": 0}, "0"),
+        ({"top_k": -1}, "-1"),
+        ({"chunk_chars": 199}, "199"),
+        ({"embed_batch_size": 0}, "0"),
+        ({"port": 0}, "0"),
+        ({"chunk_overlap_sentences": -1}, "-1"),
+        ({"max_history_turns": -2}, "-2"),
+        ({"retrieval": "fuzzy"}, "'fuzzy'"),
+        ({"min_evidence": 2}, "2"),
+        ({"min_evidence": -0.1}, "-0.1"),
+        ({"collection": "x"}, "'x'"),
+        ({"collection": "has space"}, "'has space'"),
+        ({"collection": "a" * 513}, "a" * 513),
+    ],
+)
+def test_bad_values_raise_settings_error_naming_the_value(
+    changes: dict[str, Any], in_message: str
+) -> None:
+    (name,) = changes
+    with pytest.raises(SettingsError) as raised:
+        Settings(**changes)
+    assert name in str(raised.value)
+    assert in_message in str(raised.value)
+    with pytest.raises(SettingsError):
+        Settings().replace(**changes)
+
+
+def test_every_retrieval_mode_is_accepted() -> None:
+    for mode in RETRIEVAL_MODES:
+        assert Settings(retrieval=mode).retrieval == mode
+
+
+@pytest.mark.parametrize("collection", ["abc", "news_2025", "a.b-c", "x" * 512])
+def test_valid_collection_names_are_accepted(collection: str) -> None:
+    assert Settings(collection=collection).collection == collection
+
+
+@pytest.mark.parametrize("min_evidence", [0.0, 1.0, 0.42])
+def test_min_evidence_bounds_are_inclusive(min_evidence: float) -> None:
+    assert Settings(min_evidence=min_evidence).min_evidence == min_evidence
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("RAG_TOP_K", "many"),
+        ("RAG_TOP_K", "3.5"),
+        ("RAG_PORT", "http"),
+        ("RAG_MIN_EVIDENCE", "high"),
+        ("RAG_CHUNK_CHARS", "0"),
+        ("RAG_RETRIEVAL", "fuzzy"),
+        ("RAG_COLLECTION", "x"),
+    ],
+)
+def test_bad_environment_values_raise_settings_error_naming_them(var: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({var: value})
+    assert ENV_VARS[var] in str(raised.value)
+    assert value in str(raised.value)
+
+
+def test_a_non_number_names_the_setting_and_the_value() -> None:
+    with pytest.raises(SettingsError, match=r"top_k must be a number, got 'many'"):
+        Settings.from_env({"RAG_TOP_K": "many"})
+
+
+def test_an_unknown_setting_name_is_rejected() -> None:
+    with pytest.raises(SettingsError, match="'top_kk'"):
+        Settings().replace(top_kk=3)
+
+
+def test_an_unknown_setting_is_rejected_even_when_none() -> None:
+    with pytest.raises(SettingsError, match="'colour'"):
+        Settings().replace(colour=None)
+
+
+def test_candidates_fewer_than_top_k_are_rejected() -> None:
+    with pytest.raises(SettingsError, match=r"candidates \(4\).*top_k \(5\)"):
+        Settings(candidates=4)
+    with pytest.raises(SettingsError):
+        Settings.from_env({"RAG_TOP_K": "50"})  # above the default 30 candidates
+    assert Settings(top_k=5, candidates=5).candidates == 5
+
+
+def test_settings_error_is_a_rag_error() -> None:
+    assert issubclass(SettingsError, RagError)
