@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from gradio_client import Client
 
+import app
 from rag.errors import IndexNotBuiltError, QuestionError
 from rag.schema import Answer, AnswerDelta, AnswerEvent, Citation
 from tests.conftest import free_port
-
-# app.py is a top-level module beside the ``rag`` package, not part of it.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import app
 
 CALL_TIMEOUT_S = 20.0
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
