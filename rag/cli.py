@@ -108,6 +108,41 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--answerer", help="extractive (default)")
     ask.set_defaults(run=_ask)
 
+    evaluate = commands.add_parser(
+        "eval", parents=[common], help="score the assistant on a file of hand-written questions"
+    )
+    evaluate.add_argument(
+        "--questions",
+        type=Path,
+        default=Path("eval/questions.yaml"),
+        help="questions file (default eval/questions.yaml)",
+    )
+    evaluate.add_argument("--report-json", type=Path, metavar="PATH", help="write the report")
+    evaluate.add_argument(
+        "--report-html", type=Path, metavar="PATH", help="write a self-contained HTML report"
+    )
+    evaluate.add_argument(
+        "--fail-under",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="exit 1 when a metric is below VALUE (repeat), e.g. hit_at_k=0.8",
+    )
+    evaluate.add_argument(
+        "--fail-over",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="exit 1 when a metric is above VALUE (repeat), e.g. false_refusal_rate=0.2",
+    )
+    evaluate.add_argument("--retrieval", choices=["hybrid", "dense", "lexical"])
+    evaluate.add_argument(
+        "--compare",
+        action="store_true",
+        help="run dense, lexical and hybrid retrieval and print metrics by mode",
+    )
+    evaluate.set_defaults(run=_eval)
+
     serve = commands.add_parser("serve", parents=[common], help="start the chat on 127.0.0.1")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
@@ -165,6 +200,42 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
             byline = ", ".join(part for part in (c.author, c.date) if part)
             print(f"[{c.n}] {c.title}" + (f" ({byline})" if byline else ""))
             print(f"    “{c.quote}”")
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from rag import evaluate
+
+    under = evaluate.parse_thresholds(args.fail_under, "--fail-under")
+    over = evaluate.parse_thresholds(args.fail_over, "--fail-over")
+    questions = evaluate.load_questions(args.questions)
+    assistant = _open(settings)
+    assistant.store.require_built()
+    assistant.warm_up()  # latency then measures answering, not loading the model
+    compare: dict[str, evaluate.EvalReport] = {}
+    if args.compare:
+        for mode in ("dense", "lexical", "hybrid"):
+            compare[mode] = evaluate.run_eval(assistant, questions, mode)
+        report = compare[settings.retrieval]
+    else:
+        report = evaluate.run_eval(assistant, questions, settings.retrieval)
+    print(evaluate.format_table(report))
+    if compare:
+        print()
+        print(evaluate.format_compare(compare))
+    if args.report_json:
+        data = report.to_dict()
+        if compare:
+            data["compare"] = {mode: r.metrics for mode, r in compare.items()}
+        args.report_json.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    if args.report_html:
+        args.report_html.write_text(evaluate.render_html(report, compare), encoding="utf-8")
+    failures = evaluate.threshold_failures(report.metrics, under, over)
+    if failures:
+        print(f"eval failed: {'; '.join(failures)}", file=sys.stderr)
+        return 1
     return 0
 
 
