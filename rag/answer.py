@@ -7,7 +7,9 @@ verbatim and cites each one. Before it answers it checks that the evidence is st
 * every name or number in the question appears in the retrieved passages (or their metadata);
 * the best sentence is close enough to the question (embedding similarity, shared content
   words, and how well its passage matched);
-* the sentences come from a passage that mentions a name the question asks about, and carry
+* names the question asks about that most passages do not (clues, not the topic) stand in
+  the sentence or next to it; the sentence shares a word with what is asked (not only with
+  whom it is about) or is very close to it in meaning; and it carries
   a date for "when" questions, a number for "how much/many" questions and a statement for
   "what did ... say" questions.
 
@@ -54,6 +56,12 @@ _NUMBER = re.compile(
     r"|forty|fifty|hundreds?|thousands?|millions?|billions?|trillions?|dozens?|half|percent)\b",
     re.IGNORECASE,
 )
+# Dates are not amounts: "June 5" does not answer "how much".
+_DAY = re.compile(
+    r"\b(?:(?:" + "|".join(_MONTHS) + r")\.? \d{1,2}(?:st|nd|rd|th)?(?:, \d{4})?"
+    r"|\d{1,2}(?:st|nd|rd|th)? (?:" + "|".join(_MONTHS) + r")(?: \d{4})?|(?:19|20)\d{2})\b",
+    re.IGNORECASE,
+)
 _WHEN = re.compile(
     r"^\s*(?:when|since when|until when)\b|\b(?:what|which) (?:date|day|year|month)\b",
     re.IGNORECASE,
@@ -79,7 +87,12 @@ _ALIASES = {
     "ai": ("artificial intelligence",),
     "artificial intelligence": ("ai",),
 }
+_POSSESSIVE = re.compile(r"['’]s?$")
+# "Asian" -> "Asia", "European" -> "Europe", "Japanese" -> "Japan": adjectives of place.
+_DEMONYM_SUFFIXES = ("ian", "an", "ese", "ish", "i", "n")
 _SENTENCE_CACHE_SIZE = 50_000
+_STRONG_SIMILARITY = 0.55  # a sentence this close to the question needs no shared word
+_TOPICAL_SHARE = 0.5  # a name in at least this share of the passages is the topic, not a clue
 _MIN_SENTENCE_WORDS = 4
 
 
@@ -96,9 +109,11 @@ class Draft:
 class _Candidate:
     passage: Passage
     sentence: str
+    window: str  # the sentence with its neighbours in the passage, lower-cased
     score: float
     similarity: float
-    overlap: float
+    overlap: float  # share of the query's content words the sentence contains
+    shares_predicate: bool  # contains a content word of the question that is not a name
 
 
 def resolve_follow_up(question: str, history: Sequence[str]) -> str:
@@ -131,7 +146,8 @@ def question_names(question: str) -> list[str]:
     names: list[str] = []
     phrase: list[str] = []
     for position, token in enumerate(tokens):
-        word = token.strip(".’'-")
+        possessive = bool(_POSSESSIVE.search(token))
+        word = _POSSESSIVE.sub("", token).strip(".’'-")
         is_name = (
             bool(word)
             and (word[0].isupper() or word.isdigit())
@@ -140,6 +156,9 @@ def question_names(question: str) -> list[str]:
         )
         if is_name:
             phrase.append(word)
+            if possessive:  # "the EU's International Digital Strategy" names two things
+                names.append(" ".join(phrase))
+                phrase = []
         elif phrase:
             names.append(" ".join(phrase))
             phrase = []
@@ -156,7 +175,12 @@ def _mentions(haystack: str, name: str) -> bool:
     if any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", haystack) for f in forms):
         return True
     last = lowered.split()[-1]
-    return " " in lowered and bool(re.search(rf"(?<!\w){re.escape(last)}(?!\w)", haystack))
+    if " " in lowered and re.search(rf"(?<!\w){re.escape(last)}(?!\w)", haystack):
+        return True
+    places = [lowered[: -len(s)] for s in _DEMONYM_SUFFIXES if lowered.endswith(s)]
+    return any(
+        len(place) >= 4 and re.search(rf"(?<!\w){re.escape(place)}", haystack) for place in places
+    )
 
 
 class ExtractiveAnswerer:
@@ -197,30 +221,36 @@ class ExtractiveAnswerer:
     def _score(
         self, search_query: str, passages: Sequence[Passage], query_vector: np.ndarray
     ) -> list[_Candidate]:
-        pairs: list[tuple[Passage, str]] = []
+        triples: list[tuple[Passage, str, str]] = []
         seen: set[str] = set()
         for passage in passages:
-            for start, end in sentence_spans(passage.text):
+            spans = sentence_spans(passage.text)
+            for i, (start, end) in enumerate(spans):
                 sentence = passage.text[start:end]
                 if sentence in seen or len(words(sentence)) < _MIN_SENTENCE_WORDS:
                     continue
                 seen.add(sentence)
-                pairs.append((passage, sentence))
-        if not pairs:
+                window = passage.text[
+                    spans[max(i - 1, 0)][0] : spans[min(i + 1, len(spans) - 1)][1]
+                ]
+                triples.append((passage, sentence, window.lower()))
+        if not triples:
             return []
-        vectors = self._sentence_vectors([s for _, s in pairs])
+        vectors = self._sentence_vectors([s for _, s, _ in triples])
         similarities = vectors @ query_vector
         query_terms = set(content_terms(search_query))
+        name_terms = set(content_terms(" ".join(question_names(search_query))))
+        predicate_terms = query_terms - name_terms
         candidates = []
-        for (passage, sentence), similarity in zip(pairs, similarities, strict=True):
-            overlap = (
-                len(query_terms & set(content_terms(sentence))) / len(query_terms)
-                if query_terms
-                else 0.0
-            )
+        for (passage, sentence, window), similarity in zip(triples, similarities, strict=True):
+            sentence_terms = set(content_terms(sentence))
+            overlap = len(query_terms & sentence_terms) / len(query_terms) if query_terms else 0.0
             passage_similarity = passage.dense_score if passage.dense_score is not None else 0.0
             score = 0.5 * float(similarity) + 0.3 * overlap + 0.2 * passage_similarity
-            candidates.append(_Candidate(passage, sentence, score, float(similarity), overlap))
+            shares = not predicate_terms or bool(predicate_terms & sentence_terms)
+            candidates.append(
+                _Candidate(passage, sentence, window, score, float(similarity), overlap, shares)
+            )
         candidates.sort(key=lambda c: c.score, reverse=True)
         return candidates
 
@@ -246,22 +276,34 @@ class ExtractiveAnswerer:
         self, question: str, search_query: str, candidates: list[_Candidate]
     ) -> list[_Candidate]:
         threshold = self.settings.min_evidence
-        names = question_names(search_query)
+        passages = list({c.passage.chunk_id: c.passage for c in candidates}.values())
+        texts = [f"{p.title}\n{p.text}".lower() for p in passages]
+        # A name most passages mention is the topic ("EU" in an EU story) and says nothing about
+        # which sentence answers; a rarer name ("Africa") is a clue the answer must stand near.
+        clues = [
+            name
+            for name in question_names(search_query)
+            if sum(_mentions(t, name) for t in texts) < _TOPICAL_SHARE * len(texts)
+        ]
         needs_date = bool(_WHEN.search(question))
         needs_number = bool(_HOW_MUCH.search(question))
         needs_speech = bool(_SAYS.search(question))
 
         def fits(candidate: _Candidate) -> bool:
-            # The name may be in a neighbouring sentence of the same passage ("The announcement
-            # — dubbed the International Digital Strategy" / "In proposals published on June 5").
-            context = f"{candidate.passage.title}\n{candidate.passage.text}".lower()
-            if names and not any(_mentions(context, n) for n in names):
+            # Near = in the sentence or a neighbour ("The announcement — dubbed the International
+            # Digital Strategy" / "In proposals published on June 5"), or in the title.
+            title = candidate.passage.title.lower()
+            near = f"{title}\n{candidate.window}"
+            if not all(_mentions(near, name) for name in clues):
+                return False
+            # The sentence must speak to what is asked, not only to whom it is about.
+            if not (candidate.shares_predicate or candidate.similarity >= _STRONG_SIMILARITY):
                 return False
             if needs_date and not _DATE.search(candidate.sentence):
                 return False
             if needs_speech and not _SPEECH.search(candidate.sentence):
                 return False
-            return not (needs_number and not _NUMBER.search(candidate.sentence))
+            return not (needs_number and not _NUMBER.search(_DAY.sub("", candidate.sentence)))
 
         lead = next((c for c in candidates if c.score >= threshold and fits(c)), None)
         if lead is None:

@@ -142,3 +142,28 @@ def test_question_names_finds_names_acronyms_and_numbers() -> None:
         "2025",
     ]
     assert question_names("Who is the author?") == []
+
+
+def test_possessives_split_names_and_lose_their_s() -> None:
+    assert question_names("How did China react to the EU's International Digital Strategy?") == [
+        "China",
+        "EU",
+        "International Digital Strategy",
+    ]
+    assert question_names("What is Europe’s plan?") == ["Europe"]
+
+
+def test_adjectives_of_place_find_the_place() -> None:
+    _, refused, quotes = ask("What potential do European leaders see in digital issues?")
+    assert not refused and "Europe has huge potential" in quotes[0]
+
+
+def test_a_rare_name_must_stand_near_the_answer() -> None:
+    # Kallas is named in one passage only, so an answer about her must come from there.
+    _, refused, quotes = ask("What does Kaja Kallas say Brussels should reinforce?")
+    assert refused or all("Kallas" in q or "ready to collaborate" in q for q in quotes)
+
+
+def test_the_answer_must_speak_to_what_is_asked_not_only_to_whom() -> None:
+    _, refused, _ = ask("When will the International Digital Strategy come into force?")
+    assert refused
