@@ -8,9 +8,10 @@ hub. This module does not know about chunks, stores or questions.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,7 +78,11 @@ def packaged_model_path() -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model loaded from a local directory."""
+    """A sentence-transformers model loaded from a local directory.
+
+    The weights load on the first ``embed`` call, not here: re-ingesting an unchanged corpus
+    embeds nothing and so never pays for importing torch and loading the model.
+    """
 
     def __init__(
         self, model_path: Path, device: str = "cpu", batch_size: int = 32, model_id: str = ""
@@ -87,26 +92,39 @@ class SentenceTransformerEmbedder:
                 f"no sentence-transformers model at {model_path} (expected a local model"
                 " directory with config.json; models are never downloaded)"
             )
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar on every start
-
-        try:
-            self._model = SentenceTransformer(str(model_path), device=device, local_files_only=True)
-        except Exception as e:  # torch/transformers raise many types for a bad model dir
-            raise ProviderError(f"could not load embedding model from {model_path}: {e}") from e
+        self._path = model_path
+        self._device = device
         self._batch_size = batch_size
         self._model_id = model_id or f"sentence-transformers:{model_path.resolve()}"
+        self._model: Any = None
+        self._load_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
         return self._model_id
 
+    def _loaded(self) -> Any:
+        with self._load_lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                # No "Loading weights" bar on every start.
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                try:
+                    self._model = SentenceTransformer(
+                        str(self._path), device=self._device, local_files_only=True
+                    )
+                except Exception as e:  # torch/transformers raise many types for a bad dir
+                    raise ProviderError(
+                        f"could not load embedding model from {self._path}: {e}"
+                    ) from e
+            return self._model
+
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        vectors = self._model.encode(
+        vectors = self._loaded().encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,
@@ -117,7 +135,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimensions(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension() or 0)
+        return int(self._loaded().get_sentence_embedding_dimension() or 0)
 
 
 def _sentence_transformers(settings: Settings) -> Embedder:
