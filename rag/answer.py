@@ -305,7 +305,11 @@ class ExtractiveAnswerer:
                 return False
             return not (needs_number and not _NUMBER.search(_DAY.sub("", candidate.sentence)))
 
-        lead = next((c for c in candidates if c.score >= threshold and fits(c)), None)
+        strong = [c for c in candidates if c.score >= threshold and fits(c)]
+        if needs_date:
+            # "June 5" answers "on what date" better than "last month" does.
+            strong.sort(key=lambda c: not _DAY.search(c.sentence))
+        lead = strong[0] if strong else None
         if lead is None:
             return []
         chosen = [lead]
