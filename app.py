@@ -2,9 +2,10 @@
 
 ``build_app(assistant)`` returns a ``gr.Blocks`` whose chat function, ``respond`` (API endpoint
 ``/respond``), streams the assistant's answer text as it is produced and then replaces it with
-the final, verified answer rendered as Markdown: the answer with its ``[n]`` markers and a
-"Sources" section quoting each cited article. ``launch(app, host, port)`` serves it on the
-given address with analytics, share links and other outside look-ups off.
+the final, verified answer rendered as Markdown: the answer with its ``[n]`` markers, its
+notices in italics, and a "Sources" section quoting each cited article.
+``launch(app, host, port)`` serves it on the given address with analytics, share links and
+other outside look-ups off.
 
 What it deliberately does not do: retrieve, rank, validate or answer anything itself (the
 assistant does; a test can hand it a fake), read settings or the environment, or build the
@@ -143,13 +144,23 @@ def render_citation(citation: Citation) -> str:
     return "\n".join(lines)
 
 
+def render_notices(notices: Sequence[str]) -> str:
+    """Each notice (the language model was unreachable, sentences were removed) as an italic
+    line, escaped."""
+    return "\n\n".join(f"*{escape_markdown(' '.join(n.split()))}*" for n in notices if n.strip())
+
+
 def render_answer(answer: Answer) -> str:
     """The final chat message for ``answer``, as Markdown.
 
     A refusal shows the assistant's own text under a distinct prefix and no sources. The
     answer text itself is the assistant's (its ``[n]`` markers included) and is not escaped.
+    Notices follow the text as italic lines.
     """
     text = answer.answer.strip()
+    notes = render_notices(answer.notices)
+    if notes:
+        text = f"{text}\n\n{notes}"
     if answer.refused:
         return f"{REFUSAL_PREFIX}\n\n{text}"
     if not answer.citations:

@@ -1,4 +1,4 @@
-"""The ``rag`` command: ``ingest``, ``ask`` and ``serve``, thin over ``rag.assistant``.
+"""The ``rag`` command: ``ingest``, ``ask``, ``eval`` and ``serve``, thin over ``rag.assistant``.
 
 Builds ``Settings`` once (environment, then flags), turns every ``RagError`` into one line on
 stderr and a non-zero exit, and prints JSON when asked. Heavy libraries (torch, Chroma,
@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             embedding_model=args.embedding_model,
             device=args.device,
             answerer=getattr(args, "answerer", None),
+            llm_provider=getattr(args, "llm_provider", None),
+            llm_base_url=getattr(args, "llm_base_url", None),
+            llm_model=getattr(args, "llm_model", None),
             retrieval=getattr(args, "retrieval", None),
             top_k=getattr(args, "top_k", None),
             host=getattr(args, "host", None),
@@ -68,6 +71,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--device", help="torch device for embeddings: cpu (default), cuda, mps")
 
+    # The API key is deliberately not a flag (it would show in `ps` and shell history):
+    # it is read only from RAG_LLM_API_KEY.
+    llm = argparse.ArgumentParser(add_help=False)
+    llm.add_argument(
+        "--answerer",
+        choices=["extractive", "llm"],
+        help="extractive (default: quotes the articles) or llm (a chat model, verified)",
+    )
+    llm.add_argument("--llm-provider", help="chat model provider: openai (default) or llamacpp")
+    llm.add_argument(
+        "--llm-base-url",
+        metavar="URL",
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (or RAG_LLM_BASE_URL)",
+    )
+    llm.add_argument("--llm-model", metavar="NAME", help="model name sent to the endpoint")
+
     parser = argparse.ArgumentParser(
         prog="rag", description="Grounded question answering over a news article corpus."
     )
@@ -89,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
     ingest.set_defaults(run=_ingest)
 
-    ask = commands.add_parser("ask", parents=[common], help="answer one question")
+    ask = commands.add_parser("ask", parents=[common, llm], help="answer one question")
     ask.add_argument("question")
     ask.add_argument(
         "--history",
@@ -105,11 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--until", default="", help="only articles dated on or before YYYY-MM-DD")
     ask.add_argument("--retrieval", choices=["hybrid", "dense", "lexical"])
     ask.add_argument("--top-k", type=int, help="passages to read (default 5)")
-    ask.add_argument("--answerer", help="extractive (default)")
     ask.set_defaults(run=_ask)
 
     evaluate = commands.add_parser(
-        "eval", parents=[common], help="score the assistant on a file of hand-written questions"
+        "eval",
+        parents=[common, llm],
+        help="score the assistant on a file of hand-written questions",
     )
     evaluate.add_argument(
         "--questions",
@@ -143,10 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(run=_eval)
 
-    serve = commands.add_parser("serve", parents=[common], help="start the chat on 127.0.0.1")
+    serve = commands.add_parser("serve", parents=[common, llm], help="start the chat on 127.0.0.1")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
-    serve.add_argument("--answerer", help="extractive (default)")
     serve.set_defaults(run=_serve)
     return parser
 
@@ -194,6 +213,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
         return 0
     print(answer.answer)
+    for notice in answer.notices:
+        print(f"Note: {notice}")
     if answer.citations:
         print()
         for c in answer.citations:

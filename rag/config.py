@@ -31,11 +31,21 @@ ENV_VARS: dict[str, str] = {
     "RAG_MIN_EVIDENCE": "min_evidence",
     "RAG_MAX_QUESTION_CHARS": "max_question_chars",
     "RAG_ANSWERER": "answerer",
+    "RAG_LLM_PROVIDER": "llm_provider",
+    "RAG_LLM_BASE_URL": "llm_base_url",
+    "RAG_LLM_MODEL": "llm_model",
+    "RAG_LLM_API_KEY": "llm_api_key",
+    "RAG_LLM_MODEL_PATH": "llm_model_path",
+    "RAG_LLM_TIMEOUT_S": "llm_timeout_s",
+    "RAG_LLM_RETRIES": "llm_retries",
+    "RAG_LLM_MAX_TOKENS": "llm_max_tokens",
+    "RAG_LLM_TEMPERATURE": "llm_temperature",
     "RAG_HOST": "host",
     "RAG_PORT": "port",
 }
 
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
+ANSWERERS = ("extractive", "llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,17 @@ class Settings:
     max_answer_sentences: int = 3
     max_question_chars: int = 1000
     max_history_turns: int = 6
+    # Chat model for answerer "llm": provider name from the registry in rag.llm. The key is
+    # only ever read from the environment (RAG_LLM_API_KEY) and is kept out of repr().
+    llm_provider: str = "openai"
+    llm_base_url: str = ""  # an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1
+    llm_model: str = ""  # model name sent to the endpoint ("" sends none)
+    llm_api_key: str = field(default="", repr=False)
+    llm_model_path: str = ""  # a local GGUF file, for provider "llamacpp"
+    llm_timeout_s: float = 60.0
+    llm_retries: int = 1
+    llm_max_tokens: int = 400
+    llm_temperature: float = 0.0
     # Serving.
     host: str = "127.0.0.1"
     port: int = 7860
@@ -89,6 +110,17 @@ class Settings:
         if self.retrieval not in RETRIEVAL_MODES:
             raise SettingsError(
                 f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, got {self.retrieval!r}"
+            )
+        if self.answerer not in ANSWERERS:
+            raise SettingsError(
+                f"answerer must be one of {', '.join(ANSWERERS)}, got {self.answerer!r}"
+            )
+        _positive(self, "llm_timeout_s", "llm_max_tokens")
+        if self.llm_retries < 0:
+            raise SettingsError(f"llm_retries must be >= 0, got {self.llm_retries}")
+        if not 0.0 <= self.llm_temperature <= 2.0:
+            raise SettingsError(
+                f"llm_temperature must be between 0 and 2, got {self.llm_temperature}"
             )
         if not 0.0 <= self.min_evidence <= 1.0:
             raise SettingsError(f"min_evidence must be between 0 and 1, got {self.min_evidence}")

@@ -10,7 +10,8 @@ scores the result without any model in the loop:
   citation validity (``rag.cite.citation_problems`` finds nothing), citation support (each
   cited answer sentence shares its key words, numbers and names with what it cites);
 * refusals: refusal accuracy on unanswerable questions, false-refusal rate on answerable ones;
-* latency: p50/p95 of ``timings_ms["total"]``.
+* latency: p50/p95 of ``timings_ms["total"]``;
+* verifier: ``verifier_removed``, the sentences the verifier took out of generated answers.
 
 It also renders the terminal table, the comparison table and a self-contained HTML report
 (inline SVG, no scripts). It does not retrieve or answer by itself.
@@ -46,7 +47,7 @@ SCORES = (
     "citation_support",
     "refusal_accuracy",
 )
-RATES = ("false_refusal_rate", "latency_p50_ms", "latency_p95_ms")
+RATES = ("false_refusal_rate", "latency_p50_ms", "latency_p95_ms", "verifier_removed")
 METRICS = (*SCORES, *RATES)
 # A cited sentence is supported when at least this share of its content words is in what it cites
 # (and every number and name is).
@@ -252,6 +253,7 @@ class QuestionResult:
     supported_sentences: int
     latency_ms: float
     citations: list[dict[str, Any]] = field(default_factory=list)
+    verifier_removed: int = 0  # sentences the verifier took out of a generated answer
 
     @property
     def fact_recall(self) -> float | None:
@@ -298,6 +300,7 @@ def score_answer(question: EvalQuestion, answer: Answer) -> QuestionResult:
         supported_sentences=supported,
         latency_ms=float(answer.timings_ms.get("total", 0.0)),
         citations=[c.to_dict() for c in answer.citations],
+        verifier_removed=len(answer.removed),
     )
 
 
@@ -341,6 +344,7 @@ def summarize(results: Sequence[QuestionResult], k: int) -> dict[str, Any]:
         "false_refusal_rate": _mean(1.0 if r.refused else 0.0 for r in answerable),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
+        "verifier_removed": sum(r.verifier_removed for r in results) if results else None,
     }
     metrics = {name: None if v is None else round(v, 4) for name, v in metrics.items()}
     metrics["k"] = k

@@ -97,12 +97,25 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class RemovedSentence:
+    """A sentence of a generated answer that the verifier took out, and why."""
+
+    sentence: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"sentence": self.sentence, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The result of answering one question.
 
     ``answer`` holds sentences each followed by citation markers ``[n]``; every ``n`` refers to
     an entry of ``citations``. ``refused`` is true when the articles hold no strong evidence,
-    in which case ``answer`` says so and ``citations`` is empty.
+    in which case ``answer`` says so and ``citations`` is empty. ``notices`` are short notes
+    for the reader (the language model was unreachable, sentences were removed); ``removed``
+    lists what the verifier took out of a generated answer.
     """
 
     question: str
@@ -112,6 +125,8 @@ class Answer:
     passages: tuple[Passage, ...]
     timings_ms: dict[str, float]
     search_query: str = ""  # what was actually searched (differs for follow-ups)
+    notices: tuple[str, ...] = ()
+    removed: tuple[RemovedSentence, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape shared by ``rag ask --json``, the API and outside tools."""
@@ -120,6 +135,8 @@ class Answer:
             "refused": self.refused,
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "notices": list(self.notices),
+            "removed": [r.to_dict() for r in self.removed],
         }
 
 

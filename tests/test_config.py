@@ -67,6 +67,15 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_MIN_EVIDENCE": "0.5",
         "RAG_MAX_QUESTION_CHARS": "500",
         "RAG_ANSWERER": "llm",
+        "RAG_LLM_PROVIDER": "llamacpp",
+        "RAG_LLM_BASE_URL": "http://127.0.0.1:8080/v1",
+        "RAG_LLM_MODEL": "qwen2.5",
+        "RAG_LLM_API_KEY": "sk-test",
+        "RAG_LLM_MODEL_PATH": "/models/qwen.gguf",
+        "RAG_LLM_TIMEOUT_S": "2.5",
+        "RAG_LLM_RETRIES": "0",
+        "RAG_LLM_MAX_TOKENS": "200",
+        "RAG_LLM_TEMPERATURE": "0.2",
         "RAG_HOST": "0.0.0.0",
         "RAG_PORT": "8080",
     }
@@ -86,6 +95,15 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.min_evidence == 0.5
     assert s.max_question_chars == 500
     assert s.answerer == "llm"
+    assert (s.llm_provider, s.llm_base_url, s.llm_model) == (
+        "llamacpp",
+        "http://127.0.0.1:8080/v1",
+        "qwen2.5",
+    )
+    assert (s.llm_api_key, s.llm_model_path) == ("sk-test", "/models/qwen.gguf")
+    assert (s.llm_timeout_s, s.llm_retries, s.llm_max_tokens) == (2.5, 0, 200)
+    assert s.llm_temperature == 0.2
+    assert "sk-test" not in repr(s)  # the key never shows in a repr or a log line
     assert s.host == "0.0.0.0"
     assert s.port == 8080
     for name in ("embed_batch_size", "chunk_chars", "top_k", "candidates", "port"):
@@ -137,6 +155,11 @@ def test_replace_accepts_already_typed_values() -> None:
         ({"chunk_overlap_sentences": -1}, "-1"),
         ({"max_history_turns": -2}, "-2"),
         ({"retrieval": "fuzzy"}, "'fuzzy'"),
+        ({"answerer": "oracle"}, "'oracle'"),
+        ({"llm_timeout_s": 0}, "0"),
+        ({"llm_retries": -1}, "-1"),
+        ({"llm_max_tokens": 0}, "0"),
+        ({"llm_temperature": 3}, "3"),
         ({"min_evidence": 2}, "2"),
         ({"min_evidence": -0.1}, "-0.1"),
         ({"collection": "x"}, "'x'"),

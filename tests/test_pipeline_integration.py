@@ -139,7 +139,7 @@ def test_cli_ask_json_prints_exactly_one_object(corpus_index: Settings) -> None:
         check=True,
     )
     answer = json.loads(completed.stdout)
-    assert set(answer) == {"answer", "refused", "citations", "timings_ms"}
+    assert set(answer) >= {"answer", "refused", "citations", "timings_ms"}
     assert "June 5" in answer["answer"] and answer["citations"][0]["quote"]
 
 
