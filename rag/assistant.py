@@ -50,6 +50,7 @@ class Assistant:
         self._chat_lock = threading.Lock()
         self._lexical: LexicalIndex | None = None
         self._lexical_lock = threading.Lock()
+        self._version_checked_at = float("-inf")
 
     @classmethod
     def open(cls, settings: Settings) -> Assistant:
@@ -89,6 +90,7 @@ class Assistant:
         )
         with self._lexical_lock:
             self._lexical = None  # the next question loads the index the sync just derived
+            self._version_checked_at = float("-inf")
         return replace(report, skipped=tuple((s.source, s.reason) for s in result.skipped))
 
     def generator(self) -> LLMAnswerer | None:
@@ -102,8 +104,17 @@ class Assistant:
             return self._generator
 
     def retriever(self) -> HybridRetriever:
+        """Retrieval over the index as it is now: when another process (``rag ingest``, another
+        server) changed it, the lexical index is reloaded or rebuilt, checked at most every
+        ``refresh_interval_s`` so that questions do not pay a round trip each."""
         with self._lexical_lock:
-            if self._lexical is None or self._lexical.version != self.store.index_version:
+            now = time.monotonic()
+            if now - self._version_checked_at >= self.settings.refresh_interval_s:
+                self._version_checked_at = now
+                version = self.store.current_version()
+            else:
+                version = self.store.index_version
+            if self._lexical is None or self._lexical.version != version:
                 self._lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
             lexical = self._lexical
         return HybridRetriever(self.settings, self.embedder, self.store, lexical)

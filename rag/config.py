@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rag.errors import SettingsError
 
@@ -20,6 +21,8 @@ ENV_VARS: dict[str, str] = {
     "RAG_DATA_DIR": "data_dir",
     "RAG_CORPUS_DIR": "corpus_dir",
     "RAG_COLLECTION": "collection",
+    "RAG_CHROMA_URL": "chroma_url",
+    "RAG_REFRESH_INTERVAL_S": "refresh_interval_s",
     "RAG_EMBEDDING_PROVIDER": "embedding_provider",
     "RAG_EMBEDDING_MODEL": "embedding_model",
     "RAG_DEVICE": "device",
@@ -55,6 +58,11 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(".rag"))
     corpus_dir: Path = field(default_factory=lambda: Path("corpus"))  # what `rag ingest` reads
     collection: str = "articles"
+    # A Chroma server (``chroma run``) shared by several processes or machines; "" keeps the
+    # index in a local persistent Chroma under data_dir.
+    chroma_url: str = ""
+    # How often a serving process checks whether another process changed the index.
+    refresh_interval_s: float = 2.0
     # Embeddings: provider name from the registry in rag.embed; "" means the packaged model.
     embedding_provider: str = "sentence-transformers"
     embedding_model: str = ""
@@ -122,6 +130,10 @@ class Settings:
             raise SettingsError(
                 f"llm_temperature must be between 0 and 2, got {self.llm_temperature}"
             )
+        if self.chroma_url:
+            _check_url("chroma_url", self.chroma_url)
+        if self.refresh_interval_s < 0:
+            raise SettingsError(f"refresh_interval_s must be >= 0, got {self.refresh_interval_s}")
         if not 0.0 <= self.min_evidence <= 1.0:
             raise SettingsError(f"min_evidence must be between 0 and 1, got {self.min_evidence}")
         if not 3 <= len(self.collection) <= 512 or not all(
@@ -164,6 +176,16 @@ class Settings:
     @property
     def lock_path(self) -> Path:
         return self.data_dir / "write.lock"
+
+
+def _check_url(name: str, url: str) -> None:
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(f"{name} must be an http(s)://host:port URL, got {url!r}")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise SettingsError(f"{name} has a bad port: {url!r}") from None
 
 
 def _positive(settings: Settings, *names: str) -> None:

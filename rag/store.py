@@ -10,9 +10,10 @@ the lexical one, know when to rebuild).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -43,29 +44,58 @@ class DenseHit:
 class ChromaStore:
     """One Chroma collection holding every chunk of the corpus."""
 
-    def __init__(self, client: Any, collection_name: str, model_id: str) -> None:
-        self._client = client
+    def __init__(
+        self, connect: Callable[[], Any], collection_name: str, model_id: str, *, local: bool
+    ) -> None:
+        """``connect`` makes a Chroma client; ``local`` says it is an embedded one, which
+        must reconnect to see what another process wrote."""
+        self._connect = connect
+        self._client = connect()
         self._name = collection_name
         self._model_id = model_id
+        self._local = local
         self._collection: Any = None
+        self._seen_version: str | None = None
 
     @classmethod
     def open(cls, settings: Settings, model_id: str) -> ChromaStore:
-        """The store for ``settings``: a local persistent Chroma under ``data_dir``."""
+        """The store for ``settings``: the Chroma server at ``chroma_url`` when set, else a
+        local persistent Chroma under ``data_dir``."""
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         client_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        try:
-            settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(
+        if settings.chroma_url:
+            url = urlsplit(settings.chroma_url)
+            https = url.scheme == "https"
+
+            def connect_http() -> Any:
+                return chromadb.HttpClient(
+                    host=url.hostname or "127.0.0.1",
+                    port=url.port or (443 if https else 8000),
+                    ssl=https,
+                    settings=client_settings,
+                )
+
+            try:
+                return cls(connect_http, settings.collection, model_id, local=False)
+            except Exception as e:
+                raise ProviderError(
+                    f"cannot reach the Chroma server at {settings.chroma_url}: {e}"
+                ) from e
+
+        def connect_local() -> Any:
+            return chromadb.PersistentClient(
                 path=str(settings.chroma_dir), settings=client_settings
             )
+
+        try:
+            settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+            return cls(connect_local, settings.collection, model_id, local=True)
         except Exception as e:
             raise ProviderError(
                 f"cannot open the Chroma index at {settings.chroma_dir}: {e}"
             ) from e
-        return cls(client, settings.collection, model_id)
 
     # -- collection ---------------------------------------------------------------------------
 
@@ -104,14 +134,41 @@ class ChromaStore:
 
     @property
     def index_version(self) -> str:
+        """The version this handle last saw (see ``current_version``)."""
         collection = self._existing()
         return str((collection.metadata or {}).get("index_version", "")) if collection else ""
+
+    def current_version(self) -> str:
+        """The version as stored now, which another process may have changed.
+
+        An embedded Chroma keeps its vector segments in memory: after another process wrote,
+        this process reconnects, or it would find the new records but not their vectors.
+        """
+        self._collection = None
+        version = self.index_version
+        if self._local and self._seen_version is not None and version != self._seen_version:
+            self._reconnect()
+            version = self.index_version
+        self._seen_version = version
+        return version
+
+    def _reconnect(self) -> None:
+        # Chroma shares one system per path within a process; drop ours so that connecting
+        # again reloads the segments from disk. Other paths' clients are left alone.
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        identifier = SharedSystemClient._get_identifier_from_settings(self._client.get_settings())
+        SharedSystemClient._identifier_to_system.pop(identifier, None)
+        SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+        self._client = self._connect()
+        self._collection = None
 
     def bump_version(self) -> str:
         collection = self._writable()
         version = uuid.uuid4().hex
         metadata = {**(collection.metadata or {}), "index_version": version}
         collection.modify(metadata=metadata)
+        self._seen_version = version  # our own write: no need to reconnect for it
         return version
 
     def count(self) -> int:

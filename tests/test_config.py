@@ -56,6 +56,8 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_DATA_DIR": str(tmp_path / "index"),
         "RAG_CORPUS_DIR": str(tmp_path / "articles"),
         "RAG_COLLECTION": "news_2025",
+        "RAG_CHROMA_URL": "http://127.0.0.1:8000",
+        "RAG_REFRESH_INTERVAL_S": "0.5",
         "RAG_EMBEDDING_PROVIDER": "fake-hash",
         "RAG_EMBEDDING_MODEL": "some/model",
         "RAG_DEVICE": "cuda",
@@ -84,6 +86,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.data_dir == tmp_path / "index"
     assert s.corpus_dir == tmp_path / "articles"
     assert s.collection == "news_2025"
+    assert s.chroma_url == "http://127.0.0.1:8000" and s.refresh_interval_s == 0.5
     assert s.embedding_provider == "fake-hash"
     assert s.embedding_model == "some/model"
     assert s.device == "cuda"
@@ -238,3 +241,9 @@ def test_candidates_fewer_than_top_k_are_rejected() -> None:
 
 def test_settings_error_is_a_rag_error() -> None:
     assert issubclass(SettingsError, RagError)
+
+
+@pytest.mark.parametrize("url", ["localhost:8000", "ftp://host:1", "http://", "http://h:notaport"])
+def test_a_bad_chroma_url_is_refused_with_the_value(url: str) -> None:
+    with pytest.raises(SettingsError, match="chroma_url"):
+        Settings(chroma_url=url)

@@ -168,3 +168,39 @@ def test_the_running_chat_answers_with_sources_and_declines(served: str) -> None
     assert "Why Europe Should Double Down On Its Global Tech Ties" in reply
     declined = ask("What is the capital of Australia?")
     assert "Not in the articles" in declined and "Sources" not in declined
+
+
+STRIKE = """---
+id: rail-strike
+title: Rail drivers strike over pay
+author: Ana Diaz
+date: 2017-01-09
+---
+
+Train drivers across the country walked out on Monday in a dispute over pay and rosters.
+
+The union said the strike would last forty-eight hours.
+"""
+
+
+def test_a_serving_process_sees_articles_another_process_ingested(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "index", refresh_interval_s=0)
+    serving = Assistant.open(settings)
+    serving.ingest([CORPUS], progress=False)
+    question = "How long will the train drivers strike last?"
+    assert serving.ask(question).refused
+    extra = tmp_path / "new"
+    extra.mkdir()
+    (extra / "strike.md").write_text(STRIKE, encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ingest", "--quiet", str(CORPUS), str(extra)],
+        env={**os.environ, "RAG_DATA_DIR": str(settings.data_dir)},
+        cwd=REPO,
+        capture_output=True,
+        timeout=180,
+        check=True,
+    )
+    answer = serving.ask(question)
+    assert not answer.refused and "forty-eight hours" in answer.answer
+    assert citation_problems(answer) == []
+    assert not serving.ask(DATE_QUESTION).refused
