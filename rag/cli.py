@@ -1,5 +1,7 @@
 """The ``rag`` command: ``ingest``, ``ask``, ``eval`` and ``serve``, thin over ``rag.assistant``.
 
+``serve`` runs the HTTP API of ``rag.api`` with uvicorn, the Gradio chat mounted at ``/chat``.
+
 Builds ``Settings`` once (environment, then flags), turns every ``RagError`` into one line on
 stderr and a non-zero exit, and prints JSON when asked. Heavy libraries (torch, Chroma,
 Gradio) are imported only by the command that needs them, so ``rag --help`` is instant.
@@ -163,7 +165,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(run=_eval)
 
-    serve = commands.add_parser("serve", parents=[common, llm], help="start the chat on 127.0.0.1")
+    serve = commands.add_parser(
+        "serve", parents=[common, llm], help="start the HTTP API and the chat on 127.0.0.1"
+    )
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
     serve.set_defaults(run=_serve)
@@ -261,13 +265,32 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
     import app
+    from rag.api import create_app
 
     assistant = _open(settings)
-    assistant.store.require_built()
-    assistant.warm_up()
-    print(f"Serving the chat on http://{settings.host}:{settings.port}", file=sys.stderr)
-    app.launch(app.build_app(assistant), settings.host, settings.port)
+    api = create_app(assistant, settings, chat=app.build_app(assistant))
+    if assistant.store.count() == 0:
+        print(
+            "warning: the index is empty: add articles with `rag ingest` or POST /v1/articles",
+            file=sys.stderr,
+        )
+    keys = len(api.state.api.keys)
+    access = f"{keys} API key(s)" if keys else "no API keys: reads open, writes disabled"
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"Serving on {base}: chat {base}/chat/, API {base}/v1 (docs {base}/docs); {access}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        api,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,  # open event streams must not hold up Ctrl-C
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ environment. Validation happens here, so a bad value fails at start-up with a me
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,12 @@ ENV_VARS: dict[str, str] = {
     "RAG_LLM_TEMPERATURE": "llm_temperature",
     "RAG_HOST": "host",
     "RAG_PORT": "port",
+    "RAG_API_KEYS": "api_keys",
+    "RAG_API_KEYS_FILE": "api_keys_file",
+    "RAG_CORS_ORIGINS": "cors_origins",
+    "RAG_FRAME_ANCESTORS": "frame_ancestors",
+    "RAG_MAX_BODY_BYTES": "max_body_bytes",
+    "RAG_MAX_UPLOAD_BYTES": "max_upload_bytes",
 }
 
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
@@ -96,6 +103,16 @@ class Settings:
     # Serving.
     host: str = "127.0.0.1"
     port: int = 7860
+    # HTTP API access. Keys are comma-separated and, like the LLM key, kept out of repr();
+    # a keys file holds one per line (# comments). Writes need a key; with keys set, reads too.
+    api_keys: str = field(default="", repr=False)
+    api_keys_file: str = ""
+    # Origins allowed to call the API from a browser (CORS), comma-separated; none by default.
+    cors_origins: str = ""
+    # Who may frame the chat: CSP frame-ancestors sources, separated by spaces or commas.
+    frame_ancestors: str = "'self'"
+    max_body_bytes: int = 2 * 1024 * 1024  # JSON bodies
+    max_upload_bytes: int = 20 * 1024 * 1024  # article files posted as multipart uploads
 
     def __post_init__(self) -> None:
         for name in ("data_dir", "corpus_dir"):
@@ -136,6 +153,15 @@ class Settings:
             raise SettingsError(f"refresh_interval_s must be >= 0, got {self.refresh_interval_s}")
         if not 0.0 <= self.min_evidence <= 1.0:
             raise SettingsError(f"min_evidence must be between 0 and 1, got {self.min_evidence}")
+        _positive(self, "max_body_bytes", "max_upload_bytes")
+        for origin in self.cors_origin_list:
+            if origin != "*":
+                _check_origin("cors_origins", origin)
+        if not self.frame_ancestor_list:
+            raise SettingsError("frame_ancestors must name at least one source, e.g. 'self'")
+        for source in self.frame_ancestor_list:
+            if not _CSP_SOURCE.fullmatch(source):
+                raise SettingsError(f"frame_ancestors has a bad source: {source!r}")
         if not 3 <= len(self.collection) <= 512 or not all(
             ch.isalnum() or ch in "._-" for ch in self.collection
         ):
@@ -176,6 +202,36 @@ class Settings:
     @property
     def lock_path(self) -> Path:
         return self.data_dir / "write.lock"
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
+
+    @property
+    def frame_ancestor_list(self) -> tuple[str, ...]:
+        return tuple(self.frame_ancestors.replace(",", " ").split())
+
+
+# A CSP source expression: a quoted keyword, a scheme ("https:") or a host source, with no
+# character that could end the directive or the header.
+_CSP_SOURCE = re.compile(
+    r"'(self|none)'"  # keywords
+    r"|\*"  # any origin
+    r"|[a-z][a-z0-9+.-]*:(//[^\s;,'\"]+)?"  # a scheme, or scheme://host[:port]
+    r"|[^\s;,'\":]+(:\d+)?"  # host[:port], e.g. *.example.com
+)
+
+
+def _check_origin(name: str, origin: str) -> None:
+    parsed = urlsplit(origin)
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or parsed.path
+        or parsed.query
+        or parsed.fragment
+    ):
+        raise SettingsError(f"{name} must list origins such as https://cms.example, got {origin!r}")
 
 
 def _check_url(name: str, url: str) -> None:

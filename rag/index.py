@@ -3,7 +3,8 @@
 Incremental by content: an article whose content hash is already stored is not even chunked;
 a changed article gets only its new chunks embedded, its stale chunks deleted and its kept
 chunks' metadata refreshed; with ``prune=True`` articles that were not given are removed
-(except those whose file was given but could not be read, so a bad file loses nothing).
+(except those whose file was given but could not be read, so a bad file loses nothing), and
+``remove`` deletes articles by id.
 Only one process may write an index at a time: a second writer gets ``IndexLockedError``
 instead of silently corrupting records. This module does not read files or answer questions.
 """
@@ -179,6 +180,22 @@ class Indexer:
             chunks_deleted=len(to_delete),
             total_chunks=self.store.count(),
         )
+
+    def remove(self, article_ids: Sequence[str]) -> IngestReport:
+        """Delete every chunk of ``article_ids``; ids that are not indexed are ignored."""
+        with writer_lock(self.settings):
+            stored = self._stored_by_article()
+            found = [a for a in dict.fromkeys(article_ids) if a in stored]
+            to_delete = [cid for a in found for cid in stored[a]]
+            self.store.delete(to_delete)
+            if to_delete:
+                self.store.bump_version()
+            LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+            return IngestReport(
+                articles_removed=len(found),
+                chunks_deleted=len(to_delete),
+                total_chunks=self.store.count(),
+            )
 
     def _stored_by_article(self) -> dict[str, dict[str, Metadata]]:
         stored: dict[str, dict[str, Metadata]] = defaultdict(dict)

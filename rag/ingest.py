@@ -118,6 +118,16 @@ def read_articles(paths: Sequence[Path]) -> ReadResult:
     return ReadResult(articles=tuple(articles), skipped=tuple(skipped))
 
 
+def article_from_record(fields: Mapping[object, object], source: str) -> Article:
+    """One article from a record of fields (a JSONL line, a CSV row, an HTTP request body),
+    built exactly as ``read_articles`` builds export rows: same aliases, id rule, date and
+    text normalisation.
+
+    Raises ``CorpusError`` whose message names ``source`` and the bad field.
+    """
+    return _article_from_record(fields, source)
+
+
 def read_file(path: Path) -> list[Article]:
     """The articles in one file; raises ``CorpusError`` naming the file if it cannot be read.
 

@@ -342,7 +342,8 @@ class LlamaCppChatModel:
                 " pip install 'newsroom-rag[llamacpp]' (it builds from source, ~6 min)"
             ) from e
         try:
-            self._llama = llama_cpp.Llama(
+            # Any: the library's typed dicts would force casts on every message and reply.
+            self._llama: Any = llama_cpp.Llama(
                 model_path=str(model_path),
                 n_ctx=context_tokens,
                 n_batch=LLAMACPP_BATCH,

@@ -27,6 +27,9 @@ def test_defaults_are_offline_and_valid() -> None:
     assert s.answerer == "extractive"
     assert s.min_evidence == 0.42
     assert (s.host, s.port) == ("127.0.0.1", 7860)
+    assert (s.api_keys, s.api_keys_file, s.cors_origin_list) == ("", "", ())
+    assert s.frame_ancestor_list == ("'self'",)
+    assert (s.max_body_bytes, s.max_upload_bytes) == (2 * 1024 * 1024, 20 * 1024 * 1024)
 
 
 def test_derived_paths_live_under_data_dir(tmp_path: Path) -> None:
@@ -80,6 +83,12 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_LLM_TEMPERATURE": "0.2",
         "RAG_HOST": "0.0.0.0",
         "RAG_PORT": "8080",
+        "RAG_API_KEYS": "key-one, key-two",
+        "RAG_API_KEYS_FILE": "/etc/rag/keys",
+        "RAG_CORS_ORIGINS": "https://cms.example, http://127.0.0.1:8000",
+        "RAG_FRAME_ANCESTORS": "'self' https://cms.example",
+        "RAG_MAX_BODY_BYTES": "1000",
+        "RAG_MAX_UPLOAD_BYTES": "5000",
     }
     assert set(env) == set(ENV_VARS)  # every documented variable is exercised
     s = Settings.from_env(env)
@@ -109,6 +118,11 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert "sk-test" not in repr(s)  # the key never shows in a repr or a log line
     assert s.host == "0.0.0.0"
     assert s.port == 8080
+    assert (s.api_keys, s.api_keys_file) == ("key-one, key-two", "/etc/rag/keys")
+    assert "key-one" not in repr(s)
+    assert s.cors_origin_list == ("https://cms.example", "http://127.0.0.1:8000")
+    assert s.frame_ancestor_list == ("'self'", "https://cms.example")
+    assert (s.max_body_bytes, s.max_upload_bytes) == (1000, 5000)
     for name in ("embed_batch_size", "chunk_chars", "top_k", "candidates", "port"):
         assert type(getattr(s, name)) is int
     assert type(s.min_evidence) is float
@@ -166,6 +180,12 @@ def test_replace_accepts_already_typed_values() -> None:
         ({"min_evidence": 2}, "2"),
         ({"min_evidence": -0.1}, "-0.1"),
         ({"collection": "x"}, "'x'"),
+        ({"max_body_bytes": 0}, "0"),
+        ({"max_upload_bytes": -1}, "-1"),
+        ({"cors_origins": "cms.example"}, "'cms.example'"),
+        ({"cors_origins": "https://cms.example/path"}, "/path"),
+        ({"frame_ancestors": "'self'; script-src *"}, "'self';"),
+        ({"frame_ancestors": " "}, "frame_ancestors"),
         ({"collection": "has space"}, "'has space'"),
         ({"collection": "a" * 513}, "a" * 513),
     ],
