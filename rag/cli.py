@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
             embedding_model=args.embedding_model,
             device=args.device,
+            chroma_url=args.chroma_url,
             answerer=getattr(args, "answerer", None),
             llm_provider=getattr(args, "llm_provider", None),
             llm_base_url=getattr(args, "llm_base_url", None),
@@ -72,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a local sentence-transformers model directory (default: packaged)",
     )
     common.add_argument("--device", help="torch device for embeddings: cpu (default), cuda, mps")
+    common.add_argument(
+        "--chroma-url",
+        help="use the Chroma server at this URL (chroma run) instead of a local index",
+    )
 
     # The API key is deliberately not a flag (it would show in `ps` and shell history):
     # it is read only from RAG_LLM_API_KEY.

@@ -9,8 +9,10 @@ the lexical one, know when to rebuild).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,15 +43,55 @@ class DenseHit:
     similarity: float  # cosine similarity, -1..1
 
 
+@contextmanager
+def _server_errors(url: str) -> Iterator[None]:
+    """A Chroma server that cannot be reached (refused, timed out, dropped connection) as a
+    ``ProviderError`` (the API answers 503), not as a missing collection or an internal error."""
+    import httpx  # what chromadb's HttpClient is built on
+
+    try:
+        yield
+    except httpx.TransportError as e:
+        raise ProviderError(f"cannot reach the Chroma server at {url}: {e}") from e
+
+
+class _ServerCollection:
+    """A collection of a Chroma server whose calls go through ``_server_errors``."""
+
+    def __init__(self, collection: Any, url: str) -> None:
+        self._collection = collection
+        self._url = url
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._collection, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _server_errors(self._url):
+                return value(*args, **kwargs)
+
+        return call
+
+
 class ChromaStore:
     """One Chroma collection holding every chunk of the corpus."""
 
     def __init__(
-        self, connect: Callable[[], Any], collection_name: str, model_id: str, *, local: bool
+        self,
+        connect: Callable[[], Any],
+        collection_name: str,
+        model_id: str,
+        *,
+        local: bool,
+        server_url: str = "",
     ) -> None:
         """``connect`` makes a Chroma client; ``local`` says it is an embedded one, which
-        must reconnect to see what another process wrote."""
+        must reconnect to see what another process wrote; ``server_url`` names the server
+        of an HTTP client, for messages."""
         self._connect = connect
+        self._server_url = server_url
         self._client = connect()
         self._name = collection_name
         self._model_id = model_id
@@ -78,7 +120,13 @@ class ChromaStore:
                 )
 
             try:
-                return cls(connect_http, settings.collection, model_id, local=False)
+                return cls(
+                    connect_http,
+                    settings.collection,
+                    model_id,
+                    local=False,
+                    server_url=settings.chroma_url,
+                )
             except Exception as e:
                 raise ProviderError(
                     f"cannot reach the Chroma server at {settings.chroma_url}: {e}"
@@ -102,23 +150,31 @@ class ChromaStore:
     def _existing(self) -> Any | None:
         if self._collection is None:
             try:
-                self._collection = self._client.get_collection(self._name, embedding_function=None)
+                with _server_errors(self._server_url):
+                    collection = self._client.get_collection(self._name, embedding_function=None)
+            except ProviderError:
+                raise  # the server is down: not the same as no collection
             except Exception:  # chromadb raises NotFoundError/ValueError across versions
                 return None
+            self._collection = self._guarded(collection)
             self._check_model(self._collection)
         return self._collection
 
     def _writable(self) -> Any:
         collection = self._existing()
         if collection is None:
-            collection = self._client.get_or_create_collection(
-                self._name,
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"embedding_model": self._model_id, "index_version": "empty"},
-                embedding_function=None,
-            )
-            self._collection = collection
+            with _server_errors(self._server_url):
+                collection = self._client.get_or_create_collection(
+                    self._name,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"embedding_model": self._model_id, "index_version": "empty"},
+                    embedding_function=None,
+                )
+            collection = self._collection = self._guarded(collection)
         return collection
+
+    def _guarded(self, collection: Any) -> Any:
+        return collection if self._local else _ServerCollection(collection, self._server_url)
 
     def _check_model(self, collection: Any) -> None:
         built_with = (collection.metadata or {}).get("embedding_model")
