@@ -236,18 +236,26 @@ class ExtractiveAnswerer:
                 triples.append((passage, sentence, window.lower()))
         if not triples:
             return []
-        vectors = self._sentence_vectors([s for _, s, _ in triples])
-        similarities = vectors @ query_vector
         query_terms = set(content_terms(search_query))
         name_terms = set(content_terms(" ".join(question_names(search_query))))
         predicate_terms = query_terms - name_terms
-        candidates = []
-        for (passage, sentence, window), similarity in zip(triples, similarities, strict=True):
+        lexical: list[tuple[float, float, bool]] = []  # (score without similarity, overlap, shares)
+        for passage, sentence, _ in triples:
             sentence_terms = set(content_terms(sentence))
             overlap = len(query_terms & sentence_terms) / len(query_terms) if query_terms else 0.0
             passage_similarity = passage.dense_score if passage.dense_score is not None else 0.0
-            score = 0.5 * float(similarity) + 0.3 * overlap + 0.2 * passage_similarity
             shares = not predicate_terms or bool(predicate_terms & sentence_terms)
+            lexical.append((0.3 * overlap + 0.2 * passage_similarity, overlap, shares))
+        # Embedding sentences is most of the answer's cost: embed only the most promising
+        # ones by the cheap part of the score (shared words, passage strength).
+        order = sorted(range(len(triples)), key=lambda i: lexical[i][0], reverse=True)
+        kept = order[: self.settings.sentences_embedded]
+        similarities = self._sentence_vectors([triples[i][1] for i in kept]) @ query_vector
+        candidates = []
+        for i, similarity in zip(kept, similarities, strict=True):
+            passage, sentence, window = triples[i]
+            partial, overlap, shares = lexical[i]
+            score = 0.5 * float(similarity) + partial
             candidates.append(
                 _Candidate(passage, sentence, window, score, float(similarity), overlap, shares)
             )

@@ -70,6 +70,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_CANDIDATES": "40",
         "RAG_RETRIEVAL": "lexical",
         "RAG_MIN_EVIDENCE": "0.5",
+        "RAG_SENTENCES_EMBEDDED": "20",
         "RAG_MAX_QUESTION_CHARS": "500",
         "RAG_ANSWERER": "llm",
         "RAG_LLM_PROVIDER": "llamacpp",
@@ -105,6 +106,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.candidates == 40
     assert s.retrieval == "lexical"
     assert s.min_evidence == 0.5
+    assert s.sentences_embedded == 20
     assert s.max_question_chars == 500
     assert s.answerer == "llm"
     assert (s.llm_provider, s.llm_base_url, s.llm_model) == (

@@ -1,0 +1,1 @@
+"""Benchmarks: this project against a naive LangChain pipeline, in the same run (see README)."""
