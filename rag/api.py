@@ -381,13 +381,10 @@ def _summary(article_id: str, metadata: dict[str, Any], chunks: int) -> dict[str
 
 def list_articles(store: ChromaStore) -> list[dict[str, Any]]:
     """One summary per indexed article, newest first (then by id), from chunk metadata."""
-    first: dict[str, dict[str, Any]] = {}
-    counts: dict[str, int] = {}
-    for chunk in store.iter_chunks(with_text=False):
-        article_id = str(chunk.metadata.get("article_id", ""))
-        first.setdefault(article_id, dict(chunk.metadata))
-        counts[article_id] = counts.get(article_id, 0) + 1
-    summaries = [_summary(a, first[a], counts[a]) for a in sorted(first)]
+    grouped = store.chunks_by_article()
+    summaries = [
+        _summary(a, dict(next(iter(grouped[a].values()))), len(grouped[a])) for a in sorted(grouped)
+    ]
     summaries.sort(key=lambda s: s["date"], reverse=True)  # stable: ids stay ascending
     return summaries
 

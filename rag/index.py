@@ -11,7 +11,6 @@ instead of silently corrupting records. This module does not read files or answe
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -130,7 +129,7 @@ class Indexer:
     def _sync(
         self, articles: Sequence[Article], prune: bool, keep_sources: set[str], progress: bool
     ) -> IngestReport:
-        stored = self._stored_by_article()
+        stored = self.store.chunks_by_article()
         to_embed: list[Chunk] = []
         to_update: list[Chunk] = []
         to_delete: list[str] = []
@@ -184,7 +183,7 @@ class Indexer:
     def remove(self, article_ids: Sequence[str]) -> IngestReport:
         """Delete every chunk of ``article_ids``; ids that are not indexed are ignored."""
         with writer_lock(self.settings):
-            stored = self._stored_by_article()
+            stored = self.store.chunks_by_article()
             found = [a for a in dict.fromkeys(article_ids) if a in stored]
             to_delete = [cid for a in found for cid in stored[a]]
             self.store.delete(to_delete)
@@ -196,12 +195,6 @@ class Indexer:
                 chunks_deleted=len(to_delete),
                 total_chunks=self.store.count(),
             )
-
-    def _stored_by_article(self) -> dict[str, dict[str, Metadata]]:
-        stored: dict[str, dict[str, Metadata]] = defaultdict(dict)
-        for chunk in self.store.iter_chunks(with_text=False):
-            stored[str(chunk.metadata.get("article_id", ""))][chunk.chunk_id] = chunk.metadata
-        return stored
 
     def _embed_and_add(self, chunks: Sequence[Chunk], progress: bool) -> None:
         if not chunks:

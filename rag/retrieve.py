@@ -19,6 +19,7 @@ import numpy as np
 from rag.config import Settings
 from rag.embed import Embedder
 from rag.errors import RagError
+from rag.index import date_as_int
 from rag.lexical import LexicalIndex
 from rag.schema import Passage
 from rag.store import ChromaStore, Metadata, StoredChunk, Where
@@ -37,8 +38,6 @@ class SearchFilters:
     date_to: str = ""
 
     def __post_init__(self) -> None:
-        from rag.index import date_as_int
-
         for name in ("date_from", "date_to"):
             value = getattr(self, name)
             if value and not date_as_int(value):
@@ -49,8 +48,6 @@ class SearchFilters:
         return not (self.article_ids or self.authors or self.date_from or self.date_to)
 
     def chroma_where(self) -> Where | None:
-        from rag.index import date_as_int
-
         clauses: list[Where] = []
         if self.article_ids:
             clauses.append({"article_id": {"$in": list(self.article_ids)}})
@@ -65,8 +62,6 @@ class SearchFilters:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def accepts(self, metadata: Metadata) -> bool:
-        from rag.index import date_as_int
-
         if self.article_ids and metadata.get("article_id") not in self.article_ids:
             return False
         if self.authors and metadata.get("author") not in self.authors:

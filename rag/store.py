@@ -252,6 +252,14 @@ class ChromaStore:
                 return
             offset += _PAGE
 
+    def chunks_by_article(self) -> dict[str, dict[str, Metadata]]:
+        """Every stored chunk's metadata, grouped by article id, then by chunk id."""
+        grouped: dict[str, dict[str, Metadata]] = {}
+        for chunk in self.iter_chunks(with_text=False):
+            article_id = str(chunk.metadata.get("article_id", ""))
+            grouped.setdefault(article_id, {})[chunk.chunk_id] = chunk.metadata
+        return grouped
+
     def get_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
         collection = self._existing()
         if collection is None or not chunk_ids:
