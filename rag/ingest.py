@@ -25,6 +25,10 @@ Corpus format (what ``corpus/`` and any folder handed to ``read_articles`` may h
   ``title``, ``author``, ``date`` (``publish_date``), ``publisher``, ``url`` (``link``,
   ``article_source_link``); others (such as ``subtitle``) are ignored. A bad line or row is
   reported as ``path#line N`` / ``path#row N`` (data rows counted from 1) and the rest is read.
+  A row without ``publisher`` gets one from its URL's host (``publisher_from_url``): a
+  well-known news host gives the outlet's name (``www.bbc.co.uk`` -> "BBC",
+  ``europe.chinadaily.com.cn`` -> "China Daily"), any other host itself without ``www.``;
+  reserved example/test hosts (``news.example``, ``localhost``) give none.
 
 Ids: an ``id`` given in the file (1-128 of ``A-Za-z0-9._-``); else the hex part of a file stem
 like ``000_46ce722664604c9f``; else a hash of the URL; else a slug of the file stem (rows: a hash
@@ -41,6 +45,7 @@ import json
 import os
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -638,11 +643,9 @@ _BYLINE = re.compile(
     r"^(?:by\s+)?(?P<author>[^/|·•\d]{2,120}?)\s+[/|·•]\s+(?P<date>[^/|·•]{6,40})$",
     re.IGNORECASE,
 )
-_AUTHOR_SEPARATOR = re.compile(r",\s*|\s+and\s+|\s*&\s*")
 _BYLINE_SEARCH_LINES = 15
 _PROSE_MIN_WORDS = 8
 _LABEL_MAX_WORDS = 3
-_BLURB_MAX_WORDS = 60
 
 
 def _read_plain_text(text: str, path: Path) -> Article:
@@ -705,8 +708,6 @@ def _strip_web_furniture(text: str) -> _PlainTextPage:
     else:
         body_start = _first_prose_index(lines)
         head, body = lines[:body_start], lines[body_start:]
-    if byline and body and _is_author_blurb(body[0].text, byline.author):
-        body = body[1:]
     body = _drop_trailing_chrome(body[: _trailer_index(body)])
     title, head_rest = _pick_title(head)
     if title is None and body:
@@ -760,14 +761,6 @@ def _parse_byline(text: str) -> _Byline | None:
     except ValueError:
         return None
     return _Byline(author=author, date_text=date_text)
-
-
-def _is_author_blurb(text: str, author: str) -> bool:
-    """A one-line author note right after the byline ("Jane Doe is a reporter at ...")."""
-    if len(text.split()) > _BLURB_MAX_WORDS or "\n" in text:
-        return False
-    names = [name for name in _AUTHOR_SEPARATOR.split(author) if name]
-    return any(text.startswith(f"{name} is ") for name in names)
 
 
 def _looks_like_prose(text: str) -> bool:
@@ -945,9 +938,53 @@ def _article_from_record(fields: Mapping[object, object], source: str) -> Articl
         source=source,
         author=meta.author,
         date_text=meta.date_text,
-        publisher=meta.publisher,
+        publisher=meta.publisher or publisher_from_url(meta.url),
         url=meta.url,
     )
+
+
+# Registered domains of well-known news outlets (a host matches itself and its subdomains).
+_NEWS_HOSTS: dict[str, str] = {
+    "bbc.co.uk": "BBC", "bbc.com": "BBC", "cnn.com": "CNN", "aljazeera.com": "Al Jazeera",
+    "aljazeera.net": "Al Jazeera", "abcnews.go.com": "ABC News", "abcnews.com": "ABC News",
+    "rte.ie": "RTÉ", "huffingtonpost.com": "HuffPost", "huffingtonpost.co.uk": "HuffPost",
+    "huffingtonpost.ca": "HuffPost", "huffingtonpost.com.au": "HuffPost",
+    "huffingtonpost.in": "HuffPost", "huffingtonpost.fr": "HuffPost",
+    "huffpost.com": "HuffPost", "dw.com": "DW", "chinadaily.com.cn": "China Daily",
+    "tass.com": "TASS", "tass.ru": "TASS", "reuters.com": "Reuters",
+    "apnews.com": "Associated Press",
+    "nytimes.com": "The New York Times", "theguardian.com": "The Guardian",
+    "washingtonpost.com": "The Washington Post", "wsj.com": "The Wall Street Journal",
+    "ft.com": "Financial Times", "bloomberg.com": "Bloomberg", "npr.org": "NPR",
+    "foxnews.com": "Fox News", "nbcnews.com": "NBC News", "cbsnews.com": "CBS News",
+    "politico.com": "Politico", "politico.eu": "Politico Europe", "euronews.com": "Euronews",
+    "france24.com": "France 24", "lemonde.fr": "Le Monde", "spiegel.de": "Der Spiegel",
+    "independent.co.uk": "The Independent", "telegraph.co.uk": "The Telegraph",
+    "economist.com": "The Economist", "afp.com": "AFP", "usatoday.com": "USA Today",
+    "latimes.com": "Los Angeles Times", "irishtimes.com": "The Irish Times",
+    "techpolicy.press": "Tech Policy Press",
+}  # fmt: skip
+# RFC 2606 / 6761 names: placeholders, never a publisher.
+_RESERVED_HOST = re.compile(
+    r"(^|\.)(example|test|invalid|localhost)$|(^|\.)example\.(com|net|org)$"
+)
+
+
+def publisher_from_url(url: str) -> str:
+    """The outlet behind ``url``: a well-known news host's name, else the host without
+    ``www.``; "" for no URL, a bad one, or a reserved placeholder host (``news.example``)."""
+    try:
+        host = (urllib.parse.urlsplit(url.strip()).hostname or "").rstrip(".")
+    except ValueError:
+        return ""
+    if not host or _RESERVED_HOST.search(host):
+        return ""
+    labels = host.split(".")
+    for start in range(len(labels) - 1):
+        name = _NEWS_HOSTS.get(".".join(labels[start:]))
+        if name:
+            return name
+    return host.removeprefix("www.")
 
 
 def _as_text_block(value: object, source: str) -> str:
