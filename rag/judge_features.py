@@ -1,0 +1,275 @@
+"""The ``trained`` answer judge (the default): a small trained network over what MiniLM and the words say.
+
+For each candidate (a ``judge_input`` text: the sentence, then its headline and neighbours) it
+computes ``FEATURES``: the cosine similarity of the question to the sentence and to the
+sentence with its context (all-MiniLM-L6-v2, the packaged int8 ONNX build), how far each is
+from the best candidate of the same question, the share of the question's words and names the
+sentence and its context hold, whether the sentence carries a year or a figure when the
+question asks when or how many, and the question word. A two-layer network trained here on
+``squad-train`` (``train/features.py``; ``rag/models/judge/MODEL_CARD.md``) turns
+them into ``P(the sentence answers the question)``; it is shipped as int8 ONNX and run with
+onnxruntime. Its threshold was calibrated on the dev articles.
+
+This module does not retrieve or choose sentences; it only scores what it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rag.analyze import mentions, question_names, question_word
+from rag.errors import ProviderError
+from rag.judge import PACKAGED_JUDGE_DIR, register_judge, sha256
+from rag.text import content_terms, words
+
+_CACHE_SIZE = 50_000
+PACKAGED_FEATURES_DIR = PACKAGED_JUDGE_DIR  # rag/models/judge: the judge shipped with the code
+_WH = ("when", "how_many", "who", "where", "why", "say", "how", "which")
+FEATURES = (
+    "cos_sentence",
+    "cos_window",
+    "cos_sentence_gap",
+    "cos_window_gap",
+    "cos_rank",
+    "overlap_sentence",
+    "overlap_window",
+    "overlap_gap",
+    "names_sentence",
+    "names_window",
+    "question_has_names",
+    "when_and_date",
+    "how_many_and_figure",
+    "who_and_name",
+    "sentence_length",
+    "numbers_present",
+    *(f"wh_{wh}" for wh in _WH),
+)
+_MONTH = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november"
+    r"|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
+    re.I,
+)
+_YEAR = re.compile(r"\b(?:1[0-9]|20)\d{2}s?\b|\bcentury\b", re.I)
+_FIGURE = re.compile(
+    r"\d|\b(?:hundreds?|thousands?|millions?|billions?|trillions?|dozens?|percent|half)\b", re.I
+)
+_INNER_NAME = re.compile(r"(?<=\s)[A-Z][a-z]+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def split_candidate(candidate: str) -> tuple[str, str]:
+    """``(sentence, context)`` of a ``judge_input`` text."""
+    sentence, _, context = candidate.partition(" || ")
+    return sentence, context
+
+
+def features(
+    question: str,
+    sentences: Sequence[str],
+    contexts: Sequence[str],
+    question_vector: NDArray[np.float32],
+    sentence_vectors: NDArray[np.float32],
+    window_vectors: NDArray[np.float32],
+) -> NDArray[np.float32]:
+    """One row of ``FEATURES`` per candidate (the same code trains and serves)."""
+    n = len(sentences)
+    rows = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    if n == 0:
+        return rows
+    cos_s = sentence_vectors @ question_vector
+    cos_w = window_vectors @ question_vector
+    asked = set(content_terms(question))
+    names = question_names(question)
+    numbers = set(_NUMBER.findall(question))
+    wh = question_word(question)
+    order = np.argsort(-cos_s)
+    rank = np.empty(n, dtype=np.float32)
+    rank[order] = np.arange(n, dtype=np.float32)
+    overlaps = []
+    for sentence, context in zip(sentences, contexts, strict=True):
+        terms = set(content_terms(sentence))
+        window_terms = terms | set(content_terms(context))
+        overlaps.append(
+            (
+                len(asked & terms) / len(asked) if asked else 0.0,
+                len(asked & window_terms) / len(asked) if asked else 0.0,
+            )
+        )
+    best_overlap = max(o[0] for o in overlaps)
+    for i, (sentence, context) in enumerate(zip(sentences, contexts, strict=True)):
+        lowered, window = sentence.lower(), f"{context}\n{sentence}".lower()
+        row = rows[i]
+        row[0], row[1] = cos_s[i], cos_w[i]
+        row[2], row[3] = cos_s[i] - cos_s.max(), cos_w[i] - cos_w.max()
+        row[4] = rank[i] / max(n - 1, 1)
+        row[5], row[6] = overlaps[i]
+        row[7] = overlaps[i][0] - best_overlap
+        if names:
+            row[8] = sum(mentions(lowered, name) for name in names) / len(names)
+            row[9] = sum(mentions(window, name) for name in names) / len(names)
+            row[10] = 1.0
+        else:
+            row[8] = row[9] = 1.0
+        row[11] = float(wh == "when" and bool(_MONTH.search(sentence) or _YEAR.search(sentence)))
+        row[12] = float(wh == "how_many" and bool(_FIGURE.search(sentence)))
+        row[13] = float(wh == "who" and bool(_INNER_NAME.search(sentence)))
+        row[14] = math.log1p(len(words(sentence))) / 4.0
+        row[15] = float(all(number in window for number in numbers)) if numbers else 1.0
+        if wh in _WH:
+            row[16 + _WH.index(wh)] = 1.0
+    return rows
+
+
+# What the answerability head reads of a whole candidate set: how sure the sentence model is
+# of its best candidate and how far ahead of the rest, and the best candidate's own features.
+SET_FEATURES = (
+    "best",
+    "second",
+    "margin",
+    "mean_top5",
+    *(f"best_{name}" for name in FEATURES),
+)
+_TOP = 5  # the set is summarised by its best few, so its size (9 in training, 20 when serving)
+# does not shift the head
+
+
+def set_features(
+    rows: NDArray[np.float32], probabilities: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """One ``SET_FEATURES`` row for a question's candidates and their sentence probabilities."""
+    ordered = np.sort(probabilities)[::-1]
+    second = float(ordered[1]) if len(ordered) > 1 else 0.0
+    best = int(np.argmax(probabilities))
+    head = [float(ordered[0]), second, float(ordered[0]) - second, float(ordered[:_TOP].mean())]
+    return np.asarray([*head, *rows[best].tolist()], dtype=np.float32)
+
+
+def scale(probabilities: NDArray[np.float32], answerable: float) -> NDArray[np.float32]:
+    """``P(answerable) x P(this one | the best)``: the best candidate scores ``answerable``,
+    the others in proportion, so the ranking is the sentence model's and the threshold the
+    head's."""
+    top = float(probabilities.max()) or 1.0
+    return np.asarray(probabilities / top * answerable, dtype=np.float32)
+
+
+def combined_scores(sentence: Any, head: Any, rows: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Run both networks (onnxruntime sessions) over one question's feature rows."""
+    (logits,) = sentence.run(None, {"features": rows})
+    probabilities = np.asarray(1.0 / (1.0 + np.exp(-logits.reshape(-1))), dtype=np.float32)
+    (answer_logit,) = head.run(None, {"set_features": set_features(rows, probabilities)[None, :]})
+    answerable = float(1.0 / (1.0 + np.exp(-float(answer_logit.reshape(-1)[0]))))
+    return scale(probabilities, answerable)
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def window_text(sentence: str, context: str) -> str:
+    """What the window vector embeds: the context (headline, neighbours) around the sentence."""
+    return f"{context} {sentence}".strip()
+
+
+class FeatureJudge:
+    """Scores candidates with the feature network; embeds with the packaged int8 MiniLM."""
+
+    def __init__(self, model_dir: Path = PACKAGED_FEATURES_DIR, threads: int = 2) -> None:
+        self._dir = model_dir
+        self._threads = threads
+        for name in ("model.onnx", "answerable.onnx", "judge.json"):
+            if not (model_dir / name).is_file():
+                raise ProviderError(
+                    f"no feature judge at {model_dir} (missing {name}; rebuild it with"
+                    " `make train`; models are never downloaded)"
+                )
+        try:
+            self._config = json.loads((model_dir / "judge.json").read_text("utf-8"))
+            self._threshold = float(self._config["threshold"])
+        except (OSError, ValueError, KeyError) as e:
+            raise ProviderError(f"unreadable {model_dir / 'judge.json'}: {e}") from e
+        if tuple(self._config.get("features", ())) != FEATURES:
+            raise ProviderError(f"{model_dir} was trained on other features; rebuild it")
+        self._session: Any = None
+        self._embedder: Any = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+
+    @property
+    def model_id(self) -> str:
+        return f"features:{self._config.get('sha256', '')[:12]}"
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    def sha256(self) -> str:
+        return sha256(self._dir)
+
+    def _loaded(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._session is None:
+                import onnxruntime
+
+                from rag.config import Settings
+                from rag.embed import create_embedder
+
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = self._threads
+                options.inter_op_num_threads = 1
+                try:
+                    self._session = tuple(
+                        onnxruntime.InferenceSession(
+                            str(self._dir / name), options, providers=["CPUExecutionProvider"]
+                        )
+                        for name in ("model.onnx", "answerable.onnx")
+                    )
+                except Exception as e:  # onnxruntime raises its own types for a bad file
+                    raise ProviderError(f"could not load {self._dir / 'model.onnx'}: {e}") from e
+                self._embedder = create_embedder(Settings(embedding_provider="onnx-int8"))
+            return self._session, self._embedder
+
+    def _vectors(self, embedder: Any, texts: list[str]) -> NDArray[np.float32]:
+        """Embeddings of ``texts``, cached: the same passages come back for related questions."""
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            fresh = embedder.embed(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._cache[text] = vector
+                while len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            for text in texts:
+                self._cache.move_to_end(text)
+            return np.stack([self._cache[t] for t in texts])
+
+    def score(self, question: str, candidates: Sequence[str]) -> NDArray[np.float32]:
+        if not candidates:
+            return np.zeros(0, dtype=np.float32)
+        session, embedder = self._loaded()
+        split = [split_candidate(c) for c in candidates]
+        sentences = [s for s, _ in split]
+        contexts = [c for _, c in split]
+        windows = [window_text(s, c) for s, c in split]
+        vectors = self._vectors(embedder, [question, *sentences, *windows])
+        n = len(sentences)
+        rows = features(
+            question, sentences, contexts, vectors[0], vectors[1 : n + 1], vectors[n + 1 :]
+        )
+        return combined_scores(session[0], session[1], rows)
+
+
+register_judge("trained", lambda model_dir: FeatureJudge(model_dir or PACKAGED_FEATURES_DIR))
