@@ -150,6 +150,22 @@ def render_notices(notices: Sequence[str]) -> str:
     return "\n\n".join(f"*{escape_markdown(' '.join(n.split()))}*" for n in notices if n.strip())
 
 
+def render_nearest(answer: Answer) -> str:
+    """The closest articles the archive holds, listed under a refusal (escaped)."""
+    if not answer.nearest:
+        return ""
+    lines = ["Closest articles in the archive:"]
+    for headline in answer.nearest:
+        title = escape_markdown(" ".join(headline.title.split())) or "Untitled article"
+        details = ", ".join(
+            escape_markdown(part)
+            for part in (headline.publisher, format_date(headline.date))
+            if part.strip()
+        )
+        lines.append(f"- *{title}*" + (f" ({details})" if details else ""))
+    return "\n".join(lines)
+
+
 def render_answer(answer: Answer) -> str:
     """The final chat message for ``answer``, as Markdown.
 
@@ -162,7 +178,8 @@ def render_answer(answer: Answer) -> str:
     if notes:
         text = f"{text}\n\n{notes}"
     if answer.refused:
-        return f"{REFUSAL_PREFIX}\n\n{text}"
+        nearest = render_nearest(answer)
+        return f"{REFUSAL_PREFIX}\n\n{text}" + (f"\n\n{nearest}" if nearest else "")
     if not answer.citations:
         return text
     sources = "\n\n".join(render_citation(c) for c in sorted(answer.citations, key=lambda c: c.n))

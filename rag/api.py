@@ -135,7 +135,7 @@ class AskIn(_Body):
     question: str
     history: list[str] = Field(default_factory=list, max_length=100)
     filters: FiltersIn | None = None
-    answerer: Literal["extractive", "llm"] | None = Field(
+    answerer: Literal["extractive", "heuristic", "llm"] | None = Field(
         default=None, description="overrides the server's answerer for this request"
     )
 
@@ -150,11 +150,24 @@ class CitationOut(BaseModel):
     quote: str
     chunk_id: str
     score: float
+    kind: Literal["quote", "metadata"] = Field(
+        description="quote: verbatim passage text; metadata: the answer states the article's"
+        " record (author, date, outlet) and the quote is its headline"
+    )
+    publisher: str
 
 
 class RemovedOut(BaseModel):
     sentence: str
     reason: str
+
+
+class HeadlineOut(BaseModel):
+    article_id: str
+    title: str
+    date: str
+    publisher: str
+    url: str
 
 
 class AnswerOut(BaseModel):
@@ -166,6 +179,12 @@ class AnswerOut(BaseModel):
     timings_ms: dict[str, float]
     notices: list[str]
     removed: list[RemovedOut]
+    searched_for: str = Field(
+        description="what was searched when the conversation or a corrected name changed it"
+    )
+    nearest: list[HeadlineOut] = Field(
+        description="on a refusal, the closest articles the archive holds"
+    )
 
 
 class ArticleIn(_Body):

@@ -10,23 +10,40 @@ extractive answer with a notice). Parts are handed in, so tests can build it fro
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from rag.answer import ExtractiveAnswerer, resolve_follow_up
+from rag.analyze import DEMONYMS, QuestionAnalysis, QuestionAnalyzer, question_names
+from rag.answer import (
+    Answerer,
+    AnswererParts,
+    AnswerRequest,
+    Draft,
+    create_answerer,
+)
+from rag.catalog import Catalog
 from rag.config import Settings
 from rag.embed import Embedder, create_embedder
 from rag.errors import QuestionError
-from rag.generate import Generated, LLMAnswerer, Rewrite, rewrite_question
+from rag.followup import Resolution, resolve_follow_up, rewrite_question
 from rag.index import Indexer, IngestReport
+from rag.judge import AnswerJudge, create_judge
 from rag.lexical import LexicalIndex
 from rag.llm import ChatModel, create_chat_model
-from rag.retrieve import HybridRetriever, SearchFilters
-from rag.schema import Answer, AnswerDelta, AnswerEvent, Article
+from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
+from rag.schema import Answer, AnswerDelta, AnswerEvent, Article, Headline
 from rag.store import ChromaStore
+
+NOT_ENGLISH = (
+    "This question does not seem to be in English. The archive and the models that read it"
+    " are English-only: please ask in English."
+)
+_NEAREST = 3
+_META_INTENTS = ("author", "published", "publisher")
 
 
 class Assistant:
@@ -38,19 +55,32 @@ class Assistant:
         embedder: Embedder,
         store: ChromaStore,
         chat_model: ChatModel | None = None,
+        judge: AnswerJudge | None = None,
+        analyzer: QuestionAnalyzer | None = None,
     ) -> None:
-        """``chat_model`` is used when ``settings.answerer == "llm"``; without one, the model
-        named by ``settings.llm_provider`` is created on first use (not for ``ingest``)."""
+        """Parts not handed in are created on first use: the chat model named by
+        ``settings.llm_provider`` (only for ``answerer == "llm"``), the packaged trained answer
+        judge, the spaCy question analyzer."""
         self.settings = settings
         self.embedder = embedder
         self.store = store
-        self.answerer = ExtractiveAnswerer(settings, embedder)
+        self.analyzer = analyzer or QuestionAnalyzer()
         self._chat_model = chat_model
-        self._generator: LLMAnswerer | None = None
-        self._chat_lock = threading.Lock()
+        self._judge = judge
+        self._answerer: Answerer | None = None
+        self._parts_lock = threading.Lock()
         self._lexical: LexicalIndex | None = None
+        self._catalog: Catalog | None = None
         self._lexical_lock = threading.Lock()
         self._version_checked_at = float("-inf")
+        self.parts = AnswererParts(
+            settings,
+            embedder,
+            self.analyzer,
+            judge=self.judge,
+            catalog=self.catalog,
+            chat_model=self.chat_model,
+        )
 
     @classmethod
     def open(cls, settings: Settings) -> Assistant:
@@ -59,11 +89,16 @@ class Assistant:
         return cls(settings, embedder, ChromaStore.open(settings, embedder.model_id))
 
     def warm_up(self) -> None:
-        """Load everything a first question would (model weights, lexical index), so that
-        the first chat answer is as fast as the rest."""
+        """Load everything a first question would (model weights, lexical index, catalogue,
+        spaCy, the answer judge), so that the first chat answer is as fast as the rest."""
         self.embedder.embed(["warm up"])
         self.retriever()
-        self.generator()  # a bad chat model setting fails now, not on the first question
+        self.catalog().knows("warm")
+        self.analyzer.analyze("Who warmed up?")
+        self.analyzer.entity_labels(["Warming up on Monday."])
+        if self.settings.answerer in ("extractive", "llm"):
+            self.judge().score("warm up?", ["warming up"])
+        self.answerer()  # a bad chat model setting fails now, not on the first question
 
     @property
     def max_question_chars(self) -> int:
@@ -110,20 +145,42 @@ class Assistant:
             self._lexical = None
             self._version_checked_at = float("-inf")
 
-    def generator(self) -> LLMAnswerer | None:
-        """The LLM answerer when ``answerer == "llm"``, its chat model created on first use."""
-        if self.settings.answerer != "llm":
-            return None
-        with self._chat_lock:
-            if self._generator is None:
-                model = self._chat_model or create_chat_model(self.settings)
-                self._generator = LLMAnswerer(self.settings, model, self.answerer)
-            return self._generator
+    def chat_model(self) -> ChatModel:
+        with self._parts_lock:
+            if self._chat_model is None:
+                self._chat_model = create_chat_model(self.settings)
+            return self._chat_model
+
+    def judge(self) -> AnswerJudge:
+        with self._parts_lock:
+            if self._judge is None:
+                self._judge = create_judge(self.settings.judge)
+            return self._judge
+
+    def answerer(self) -> Answerer:
+        """The answerer named by ``settings.answerer``, created on first use."""
+        if self._answerer is None:
+            built = create_answerer(self.settings.answerer, self.parts)
+            with self._parts_lock:
+                self._answerer = self._answerer or built
+        return self._answerer
+
+    def catalog(self) -> Catalog:
+        """The archive's articles and names, as of the current lexical index."""
+        lexical = self._current_lexical()
+        with self._lexical_lock:
+            if self._catalog is None or self._catalog.version != lexical.version:
+                self._catalog = Catalog(lexical.chunks, lexical.version)
+            return self._catalog
 
     def retriever(self) -> HybridRetriever:
         """Retrieval over the index as it is now: when another process (``rag ingest``, another
         server) changed it, the lexical index is reloaded or rebuilt, checked at most every
         ``refresh_interval_s`` so that questions do not pay a round trip each."""
+        lexical = self._current_lexical()
+        return HybridRetriever(self.settings, self.embedder, self.store, lexical)
+
+    def _current_lexical(self) -> LexicalIndex:
         with self._lexical_lock:
             now = time.monotonic()
             if now - self._version_checked_at >= self.settings.refresh_interval_s:
@@ -133,8 +190,7 @@ class Assistant:
                 version = self.store.index_version
             if self._lexical is None or self._lexical.version != version:
                 self._lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
-            lexical = self._lexical
-        return HybridRetriever(self.settings, self.embedder, self.store, lexical)
+            return self._lexical
 
     # -- answering ------------------------------------------------------------------------------
 
@@ -163,14 +219,7 @@ class Assistant:
         UI must replace them with the final answer). The extractive answer is ready at once;
         it is streamed sentence by sentence so every answerer looks the same to a UI.
         """
-        if self.settings.answerer == "llm":
-            yield from self._answer(question, history, filters, None, streaming=True)
-            return
-        answer = self.ask(question, history, filters)
-        pieces = answer.answer.split("] ")
-        for i, piece in enumerate(pieces):
-            yield AnswerDelta(piece + ("] " if i < len(pieces) - 1 else ""))
-        yield answer
+        yield from self._answer(question, history, filters, None, streaming=True)
 
     def _answer(
         self,
@@ -187,55 +236,141 @@ class Assistant:
         history = (
             history[-self.settings.max_history_turns :] if self.settings.max_history_turns else []
         )
-        generator = self.generator()
+        filters = filters or SearchFilters()
         timings: dict[str, float] = {}
-        if generator is None:
-            rewrite = Rewrite(resolve_follow_up(question, history))
-        else:
-            rewrite_started = time.perf_counter()
-            rewrite = rewrite_question(
-                generator.chat_model, question, history, max_chars=self.max_question_chars
-            )
-            timings["rewrite"] = (time.perf_counter() - rewrite_started) * 1000.0
-        search_query = rewrite.query
+        notices: list[str] = []
 
-        result = self.retriever().search(search_query, filters=filters, mode=retrieval)
-        timings = {**result.timings_ms, **timings}
+        step = time.perf_counter()
+        first = self.analyzer.analyze(question)
+        if not first.english:
+            timings["total"] = _ms_since(started)
+            yield self._final(question, question, Draft(NOT_ENGLISH, True, ()), None, timings)
+            return
+        rewrite_started = time.perf_counter()
+        resolution, model_failed = self._resolve(question, history)
+        if self.settings.answerer == "llm":
+            timings["rewrite"] = _ms_since(rewrite_started)
+        query = resolution.query
+        analysis = first if not resolution.changed else self.analyzer.analyze(query)
+        query, analysis, corrected = self._corrected(query, analysis)
+        notices.extend(corrected)
+        timings["analyze"] = _ms_since(step)
 
-        answer_started = time.perf_counter()
-        if generator is None:
-            draft = self.answerer.answer(
-                question, search_query, result.passages, result.query_vector
-            )
-            generated = Generated.from_draft(draft)
-        else:
-            # A model rewrite stands for the question; a joined fallback does not.
-            asked = search_query if rewrite.by_model else question
-            args = (asked, search_query, result.passages, result.query_vector)
-            use_model = not rewrite.model_failed
-            if streaming:
-                final: Generated | None = None
-                for event in generator.stream(*args, use_model=use_model):
-                    if isinstance(event, AnswerDelta):
-                        yield event
-                    else:
-                        final = event
-                assert final is not None
-                generated = final
+        result = self._retrieve(analysis, query, filters, retrieval)
+        timings.update(result.timings_ms)
+
+        after: tuple[tuple[str, str], ...] = ()
+        if resolution.kind == "next" and resolution.previous:
+            previous = self.ask(resolution.previous, (), filters, retrieval)
+            after = tuple((c.article_id, c.quote) for c in previous.citations if c.kind == "quote")
+        request = AnswerRequest(
+            question, query, analysis, tuple(result.passages), result.query_vector, after
+        )
+        step = time.perf_counter()
+        answerer = self.answerer()
+        if model_failed:
+            from rag.generate import MODEL_FAILED_NOTICE
+
+            notices.append(MODEL_FAILED_NOTICE)
+            answerer = create_answerer("extractive", self.parts)
+        draft: Draft | None = None
+        events = answerer.stream(request) if streaming else iter([answerer.answer(request)])
+        for event in events:
+            if isinstance(event, AnswerDelta):
+                yield event
             else:
-                generated = generator.answer(*args, use_model=use_model)
-        timings["answer"] = (time.perf_counter() - answer_started) * 1000.0
-        timings["total"] = (time.perf_counter() - started) * 1000.0
-        yield Answer(
+                draft = event
+        assert draft is not None
+        timings["answer"] = _ms_since(step)
+        if resolution.changed:
+            notices.insert(0, f"Searched for: “{query}”.")
+        draft = Draft(
+            draft.text, draft.refused, draft.citations, (*notices, *draft.notices), draft.removed
+        )
+        timings["total"] = _ms_since(started)
+        yield self._final(question, query, draft, result, timings)
+
+    def _resolve(self, question: str, history: Sequence[str]) -> tuple[Resolution, bool]:
+        """What to search for, and whether the chat model failed trying to rewrite it."""
+        if self.settings.answerer != "llm" or not history:
+            return resolve_follow_up(question, history, self.analyzer), False
+        resolution = rewrite_question(
+            self.chat_model(),
+            question,
+            history,
+            self.analyzer,
+            max_chars=self.max_question_chars,
+        )
+        return resolution, resolution.model_failed
+
+    def _corrected(
+        self, query: str, analysis: QuestionAnalysis
+    ) -> tuple[str, QuestionAnalysis, list[str]]:
+        """``query`` with names the archive spells differently corrected ("Devoss" ->
+        "DeVos"), its analysis, and the notice that says so."""
+        # Nationality adjectives are not misspelt places ("Asian" is not "Asia").
+        adjectives = {
+            w.lower() for e in analysis.entities if e.label == "NORP" for w in e.text.split()
+        }
+        names = [e.text for e in analysis.entities if e.label not in ("DATE", "TIME", "NORP")]
+        corrections = [
+            c
+            for c in self.catalog().correct([*names, *question_names(query)])
+            if c.typed.lower() not in adjectives and c.typed.lower() not in DEMONYMS
+        ]
+        if not corrections:
+            return query, analysis, []
+        fixed = query
+        for c in {c.typed: c for c in corrections}.values():
+            fixed = re.sub(rf"(?<!\w){re.escape(c.typed)}(?!\w)", c.meant, fixed)
+        shown = ", ".join(dict.fromkeys(c.meant for c in corrections))
+        typed = ", ".join(dict.fromkeys(c.typed for c in corrections))
+        notice = f"Showing results for {shown} (the question says “{typed}”)."
+        return fixed, self.analyzer.analyze(fixed), [notice]
+
+    def _retrieve(
+        self,
+        analysis: QuestionAnalysis,
+        query: str,
+        filters: SearchFilters,
+        retrieval: str | None,
+    ) -> SearchResult:
+        retriever = self.retriever()
+        if analysis.intent in _META_INTENTS:
+            return retriever.search(analysis.topic or query, filters=filters, mode=retrieval)
+        if analysis.intent != "fact":
+            from rag.digest import gather
+
+            return gather(retriever, self.catalog(), analysis, query, filters, retrieval)
+        return retriever.search(query, filters=filters, mode=retrieval)
+
+    def _final(
+        self,
+        question: str,
+        query: str,
+        draft: Draft,
+        result: SearchResult | None,
+        timings: dict[str, float],
+    ) -> Answer:
+        passages = tuple(result.passages) if result else ()
+        nearest: tuple[Headline, ...] = ()
+        if draft.refused and passages:
+            seen: dict[str, Headline] = {}
+            for p in passages:
+                if p.article_id not in seen and len(seen) < _NEAREST:
+                    seen[p.article_id] = Headline(p.article_id, p.title, p.date, p.publisher, p.url)
+            nearest = tuple(seen.values())
+        return Answer(
             question=question,
-            answer=generated.text,
-            refused=generated.refused,
-            citations=generated.citations,
-            passages=tuple(result.passages),
+            answer=draft.text,
+            refused=draft.refused,
+            citations=draft.citations,
+            passages=passages,
             timings_ms=timings,
-            search_query=search_query,
-            notices=generated.notices,
-            removed=generated.removed,
+            search_query=query,
+            notices=draft.notices,
+            removed=draft.removed,
+            nearest=nearest,
         )
 
     def validate_question(self, question: str) -> str:
@@ -248,3 +383,7 @@ class Assistant:
                 f" {self.max_question_chars}. Please shorten it."
             )
         return question
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

@@ -41,14 +41,15 @@ def number_citations(evidence: Sequence[Evidence]) -> tuple[str, tuple[Citation,
         key = (item.passage.article_id, item.quote)
         if key not in numbers:
             numbers[key] = len(citations) + 1
-            citations.append(_citation(numbers[key], item))
+            citations.append(citation_for(numbers[key], item))
         else:
             continue  # already said
         sentences.append(f"{item.quote} [{numbers[key]}]")
     return " ".join(sentences), tuple(citations)
 
 
-def _citation(n: int, item: Evidence) -> Citation:
+def citation_for(n: int, item: Evidence) -> Citation:
+    """Citation number ``n`` for ``item``: its quote, passage and article."""
     passage = item.passage
     return Citation(
         n=n,
@@ -60,6 +61,7 @@ def _citation(n: int, item: Evidence) -> Citation:
         quote=item.quote,
         chunk_id=passage.chunk_id,
         score=round(item.score, 4),
+        publisher=passage.publisher,
     )
 
 
@@ -75,6 +77,9 @@ def citation_problems(answer: Answer) -> list[str]:
         passage = passages.get(citation.chunk_id)
         if passage is None:
             problems.append(f"citation [{citation.n}] names a passage that was not retrieved")
+        elif citation.kind == "metadata":
+            if citation.quote not in (passage.title, passage.article_id):
+                problems.append(f"citation [{citation.n}] does not quote its article's headline")
         elif not citation.quote or citation.quote not in passage.text:
             problems.append(f"citation [{citation.n}] quote is not verbatim in its passage")
         elif passage.article_id != citation.article_id:

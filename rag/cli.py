@@ -165,8 +165,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--retrieval", choices=["hybrid", "dense", "lexical"])
     evaluate.add_argument(
         "--compare",
-        action="store_true",
-        help="run dense, lexical and hybrid retrieval and print metrics by mode",
+        nargs="?",
+        const="retrieval",
+        choices=["retrieval", "answerers"],
+        help="run dense, lexical and hybrid retrieval (default), or the extractive and the"
+        " heuristic answerer, and print metrics side by side",
     )
     evaluate.set_defaults(run=_eval)
 
@@ -224,6 +227,11 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     print(answer.answer)
     for notice in answer.notices:
         print(f"Note: {notice}")
+    if answer.nearest:
+        print("\nClosest articles in the archive:")
+        for headline in answer.nearest:
+            details = ", ".join(p for p in (headline.publisher, headline.date) if p)
+            print(f"- {headline.title}" + (f" ({details})" if details else ""))
     if answer.citations:
         print()
         for c in answer.citations:
@@ -243,10 +251,26 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     assistant.store.require_built()
     assistant.warm_up()  # latency then measures answering, not loading the model
     compare: dict[str, evaluate.EvalReport] = {}
-    if args.compare:
+    if args.compare == "retrieval":
         for mode in ("dense", "lexical", "hybrid"):
             compare[mode] = evaluate.run_eval(assistant, questions, mode)
         report = compare[settings.retrieval]
+    elif args.compare == "answerers":
+        from rag.assistant import Assistant
+
+        names = ["heuristic", "extractive"] + (["llm"] if settings.answerer == "llm" else [])
+        for name in names:
+            other = assistant
+            if name != settings.answerer:
+                other = Assistant(
+                    settings.replace(answerer=name),
+                    assistant.embedder,
+                    assistant.store,
+                    judge=assistant.judge() if name != "heuristic" else None,
+                    analyzer=assistant.analyzer,
+                )
+            compare[name] = evaluate.run_eval(other, questions, settings.retrieval)
+        report = compare[settings.answerer]
     else:
         report = evaluate.run_eval(assistant, questions, settings.retrieval)
     print(evaluate.format_table(report))

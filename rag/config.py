@@ -34,6 +34,10 @@ ENV_VARS: dict[str, str] = {
     "RAG_RETRIEVAL": "retrieval",
     "RAG_MIN_EVIDENCE": "min_evidence",
     "RAG_SENTENCES_EMBEDDED": "sentences_embedded",
+    "RAG_JUDGE": "judge",
+    "RAG_JUDGE_CANDIDATES": "judge_candidates",
+    "RAG_JUDGE_THRESHOLD": "judge_threshold",
+    "RAG_ANSWER_EXTRA_RATIO": "answer_extra_ratio",
     "RAG_MAX_QUESTION_CHARS": "max_question_chars",
     "RAG_ANSWERER": "answerer",
     "RAG_LLM_PROVIDER": "llm_provider",
@@ -56,7 +60,7 @@ ENV_VARS: dict[str, str] = {
 }
 
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
-ANSWERERS = ("extractive", "llm")
+ANSWERERS = ("extractive", "heuristic", "llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,15 @@ class Settings:
     # embedding them is most of the answer time; 8 chose the same lead as all ~23 on 120 news
     # headlines and the same eval scores (bench/README.md).
     sentences_embedded: int = 8
+    # The trained answer judge (rag.judge) scores this many candidate sentences per question,
+    # the most promising by shared words and passage strength.
+    judge_candidates: int = 20
+    judge: str = "trained"  # the answer judge's name in the rag.judge registry
+    # A sentence counts as answering at or above this judge probability; 0 uses the threshold
+    # calibrated on the dev articles and stored with the model (judge.json).
+    judge_threshold: float = 0.0
+    # Sentences after the first are quoted when they score at least this share of its score.
+    answer_extra_ratio: float = 0.6
     max_question_chars: int = 1000
     max_history_turns: int = 6
     # Chat model for answerer "llm": provider name from the registry in rag.llm. The key is
@@ -125,7 +138,10 @@ class Settings:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         _positive(self, "embed_batch_size", "chunk_chars", "top_k", "candidates", "rrf_k")
         _positive(self, "max_answer_sentences", "max_question_chars", "port")
-        _positive(self, "sentences_embedded")
+        _positive(self, "sentences_embedded", "judge_candidates")
+        for name in ("judge_threshold", "answer_extra_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SettingsError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.chunk_chars < 200:
             raise SettingsError(f"chunk_chars must be at least 200, got {self.chunk_chars}")
         if self.chunk_overlap_sentences < 0:

@@ -221,7 +221,9 @@ def citation_support(answer: Answer) -> tuple[int, int, list[str]]:
     What a sentence cites is the quotes of its markers plus the passages they were taken from.
     """
     citations = {c.n: c for c in answer.citations}
-    passages = {p.chunk_id: p.text for p in answer.passages}
+    # What a sentence cites: the passage text and its article's record (headline, byline,
+    # outlet, date), which digests and article-level answers state.
+    passages = {p.chunk_id: f"{p.text}\n{_record(p)}" for p in answer.passages}
     supported = 0
     unsupported: list[str] = []
     sentences = cited_sentences(answer)
@@ -233,6 +235,14 @@ def citation_support(answer: Answer) -> tuple[int, int, list[str]]:
         else:
             unsupported.append(sentence)
     return supported, len(sentences), unsupported
+
+
+def _record(passage: Passage) -> str:
+    from rag.describe import human_date
+
+    return "\n".join(
+        (passage.title, passage.author, passage.publisher, passage.date, human_date(passage.date))
+    )
 
 
 @dataclass(slots=True)
@@ -451,7 +461,7 @@ def format_table(report: EvalReport) -> str:
 
 
 def format_compare(reports: Mapping[str, EvalReport]) -> str:
-    """One table of metrics by retrieval mode."""
+    """One table of metrics by retrieval mode (or by answerer)."""
     modes = list(reports)
     lines = [f"{'metric':<20}" + "".join(f" {m:>10}" for m in modes)]
     lines.append("-" * len(lines[0]))

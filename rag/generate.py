@@ -2,8 +2,9 @@
 
 ``LLMAnswerer`` answers from the retrieved passages in four steps:
 
-1. It asks the extractive answerer first. When that declines (no strong evidence), the model is
-   not called at all: the refusal stands.
+1. It asks the extractive answerer first, whose trained answer judge is the gate: when it
+   declines (no sentence answers), the model is not called at all and the refusal stands.
+   Questions about articles themselves and broad digests are answered extractively too.
 2. It renders the prompts (``prompts/system.txt``, ``answer.txt``, ``passage.txt``) with the
    passages numbered [1]..[k] and asks the chat model, whole (``answer``) or streamed
    (``stream``, which yields an ``AnswerDelta`` per text piece).
@@ -14,28 +15,30 @@
    little of its answer survives (e.g. no sentence cites a passage), the extractive answer is
    returned with a short notice; the error is logged, never raised.
 
-``rewrite_question`` turns a follow-up ("What did she say?") into a standalone question with
-the model, and falls back to ``rag.answer.resolve_follow_up`` when it cannot. This module does
-not retrieve, and it never shows text the verifier has not passed.
+Follow-ups are rewritten in ``rag.followup``. This module does not retrieve, and it never
+shows text the verifier has not passed.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from rag.answer import NOT_FOUND, Draft, ExtractiveAnswerer, is_follow_up, resolve_follow_up
+from rag.answer import (
+    NOT_FOUND,
+    Answerer,
+    AnswererParts,
+    AnswerRequest,
+    Draft,
+    create_answerer,
+    register_answerer,
+)
 from rag.config import Settings
 from rag.llm import ChatMessage, ChatModel, ChatModelError
 from rag.prompts import PROMPTS_DIR, render_prompt
-from rag.schema import AnswerDelta, Citation, Passage, RemovedSentence
-from rag.text import content_terms
-from rag.verify import says_it_does_not_know, verify_answer
+from rag.schema import AnswerDelta, Passage
+from rag.verify import verify_answer
 
 logger = logging.getLogger(__name__)
 
@@ -49,92 +52,6 @@ UNVERIFIED_NOTICE = (
     "The generated answer could not be checked against the articles, so this answer quotes"
     " them directly."
 )
-_GREETING_WORDS = frozenset(
-    "hi hello hey hiya howdy thanks thank you cheers bye goodbye good morning afternoon evening"
-    " night ok okay great cool nice there all everyone again please much".split()
-)
-_REWRITE_PREFIX = re.compile(
-    r"^\s*(?:standalone question|rewritten question|question|rewrite)\s*:\s*", re.IGNORECASE
-)
-_REWRITE_SLACK_CHARS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Generated:
-    """What an answerer returns, with what the reader should know about how it was made."""
-
-    text: str
-    refused: bool
-    citations: tuple[Citation, ...]
-    notices: tuple[str, ...] = ()
-    removed: tuple[RemovedSentence, ...] = ()
-
-    @classmethod
-    def from_draft(cls, draft: Draft, notices: Sequence[str] = ()) -> Generated:
-        return cls(draft.text, draft.refused, draft.citations, tuple(notices))
-
-
-@dataclass(frozen=True, slots=True)
-class Rewrite:
-    """The question to search for; ``by_model`` when the chat model wrote it (it then stands
-    for the user's question), ``model_failed`` when the chat model failed trying."""
-
-    query: str
-    by_model: bool = False
-    model_failed: bool = False
-
-
-def is_greeting(text: str) -> bool:
-    """Whether ``text`` is small talk ("Hi!", "Thanks a lot") rather than a question."""
-    tokens = re.findall(r"[a-z]+", text.lower())
-    return bool(tokens) and all(t in _GREETING_WORDS or t == "a" or t == "lot" for t in tokens)
-
-
-def rewrite_question(
-    chat_model: ChatModel,
-    question: str,
-    history: Sequence[str],
-    *,
-    max_chars: int,
-    prompts_dir: Path = PROMPTS_DIR,
-) -> Rewrite:
-    """``question`` as a standalone question, using the model only when it is needed.
-
-    Without history, for a greeting, or for a question that does not lean on the history
-    (``rag.answer.is_follow_up``), the question is returned unchanged and the model is not
-    called. A reply that is empty, too long, a refusal or has no content words falls back to
-    ``resolve_follow_up``.
-    """
-    if not history or is_greeting(question) or not is_follow_up(question):
-        return Rewrite(question)
-    prompt = render_prompt(
-        "rewrite",
-        prompts_dir,
-        history="\n".join(f"- {h}" for h in history),
-        question=question,
-    )
-    try:
-        reply = chat_model.generate([ChatMessage("user", prompt)])
-    except ChatModelError as e:
-        logger.warning("rewriting the follow-up failed (%s); searching the joined questions", e)
-        return Rewrite(resolve_follow_up(question, history), model_failed=True)
-    rewritten = _clean_rewrite(reply)
-    limit = min(max_chars, len(question) + max(len(h) for h in history) + _REWRITE_SLACK_CHARS)
-    if (
-        not rewritten
-        or len(rewritten) > limit
-        or says_it_does_not_know(rewritten)
-        or not content_terms(rewritten)
-    ):
-        logger.info("discarded the rewrite %r of %r", reply[:200], question)
-        return Rewrite(resolve_follow_up(question, history))
-    return Rewrite(rewritten, by_model=True)
-
-
-def _clean_rewrite(reply: str) -> str:
-    line = next((ln for ln in reply.strip().splitlines() if ln.strip()), "")
-    line = _REWRITE_PREFIX.sub("", line)
-    return line.strip().strip("\"'`*“”‘’").strip()
 
 
 class LLMAnswerer:
@@ -144,7 +61,7 @@ class LLMAnswerer:
         self,
         settings: Settings,
         chat_model: ChatModel,
-        extractive: ExtractiveAnswerer,
+        extractive: Answerer,
         prompts_dir: Path = PROMPTS_DIR,
     ) -> None:
         self.settings = settings
@@ -179,52 +96,32 @@ class LLMAnswerer:
         )
         return [ChatMessage("system", system), ChatMessage("user", user)]
 
-    def answer(
-        self,
-        question: str,
-        search_query: str,
-        passages: Sequence[Passage],
-        query_vector: np.ndarray,
-        *,
-        use_model: bool = True,
-    ) -> Generated:
+    def answer(self, request: AnswerRequest, *, use_model: bool = True) -> Draft:
         """The verified answer, the extractive one with a notice, or a refusal."""
-        result: Generated | None = None
-        for event in self._run(question, search_query, passages, query_vector, use_model, False):
-            if isinstance(event, Generated):
+        result: Draft | None = None
+        for event in self._run(request, use_model, False):
+            if isinstance(event, Draft):
                 result = event
         assert result is not None
         return result
 
     def stream(
-        self,
-        question: str,
-        search_query: str,
-        passages: Sequence[Passage],
-        query_vector: np.ndarray,
-        *,
-        use_model: bool = True,
-    ) -> Iterator[AnswerDelta | Generated]:
-        """The model's text pieces as they arrive, then the verified ``Generated``."""
-        yield from self._run(question, search_query, passages, query_vector, use_model, True)
+        self, request: AnswerRequest, *, use_model: bool = True
+    ) -> Iterator[AnswerDelta | Draft]:
+        """The model's text pieces as they arrive, then the verified ``Draft``."""
+        yield from self._run(request, use_model, True)
 
     def _run(
-        self,
-        question: str,
-        search_query: str,
-        passages: Sequence[Passage],
-        query_vector: np.ndarray,
-        use_model: bool,
-        streaming: bool,
-    ) -> Iterator[AnswerDelta | Generated]:
-        extractive = self.extractive.answer(question, search_query, passages, query_vector)
-        if extractive.refused:  # no strong evidence: the model is not asked
-            yield Generated.from_draft(extractive)
+        self, request: AnswerRequest, use_model: bool, streaming: bool
+    ) -> Iterator[AnswerDelta | Draft]:
+        extractive = self.extractive.answer(request)
+        if extractive.refused or request.analysis.intent != "fact" or request.after:
+            yield extractive  # no evidence: the model is not asked; records and digests quote
             return
         if not use_model:
-            yield Generated.from_draft(extractive, [MODEL_FAILED_NOTICE])
+            yield extractive.with_notices(MODEL_FAILED_NOTICE)
             return
-        messages = self.messages(search_query, passages)
+        messages = self.messages(request.search_query, request.passages)
         try:
             if streaming:
                 pieces: list[str] = []
@@ -236,20 +133,20 @@ class LLMAnswerer:
                 reply = self.chat_model.generate(messages)
         except ChatModelError as e:
             logger.warning("the chat model failed (%s); answering extractively", e)
-            yield Generated.from_draft(extractive, [MODEL_FAILED_NOTICE])
+            yield extractive.with_notices(MODEL_FAILED_NOTICE)
             return
         except Exception:  # a provider bug must not take the app down either
             logger.exception("the chat model raised an unexpected error; answering extractively")
-            yield Generated.from_draft(extractive, [MODEL_FAILED_NOTICE])
+            yield extractive.with_notices(MODEL_FAILED_NOTICE)
             return
-        yield self._verified(reply, passages, extractive)
+        yield self._verified(reply, request.passages, extractive)
 
-    def _verified(self, reply: str, passages: Sequence[Passage], extractive: Draft) -> Generated:
+    def _verified(self, reply: str, passages: Sequence[Passage], extractive: Draft) -> Draft:
         verification = verify_answer(reply, passages)
         for item in verification.removed:
             logger.info("verifier removed %r: %s", item.sentence, item.reason)
         if verification.declined:
-            return Generated(NOT_FOUND, True, (), (), verification.removed)
+            return Draft(NOT_FOUND, True, (), (), verification.removed)
         if not verification.usable:
             logger.warning(
                 "too little of the generated answer was supported (%d kept, %d removed);"
@@ -257,15 +154,15 @@ class LLMAnswerer:
                 verification.kept,
                 len(verification.removed),
             )
-            return Generated(
+            return Draft(
                 extractive.text,
                 extractive.refused,
                 extractive.citations,
-                (UNVERIFIED_NOTICE,),
+                (*extractive.notices, UNVERIFIED_NOTICE),
                 verification.removed,
             )
         notices = (removed_notice(len(verification.removed)),) if verification.removed else ()
-        return Generated(
+        return Draft(
             verification.text, False, verification.citations, notices, verification.removed
         )
 
@@ -277,3 +174,10 @@ def removed_notice(count: int) -> str:
     return (
         f"{count} sentences of the generated answer were removed: the articles do not support them."
     )
+
+
+def _build(parts: AnswererParts) -> LLMAnswerer:
+    return LLMAnswerer(parts.settings, parts.chat_model(), create_answerer("extractive", parts))
+
+
+register_answerer("llm", _build)

@@ -1,7 +1,8 @@
-"""The extractive answerer: answers built only from sentences of the retrieved passages.
+"""The heuristic answerer (``--answerer heuristic``): quotes chosen by hand-written rules.
 
-Small local LLMs invented dates and sums for this corpus, so the offline default never writes
-a word of its own: it picks the passage sentences that best answer the question, quotes them
+It was the offline default before the trained answer model (``rag.extract``) and stays
+selectable for comparison (``rag eval --compare-answerers``). It never writes a word of its
+own: it picks the passage sentences that best answer the question, quotes them
 verbatim and cites each one. Before it answers it checks that the evidence is strong enough:
 
 * every name or number in the question appears in the retrieved passages (or their metadata);
@@ -13,9 +14,8 @@ verbatim and cites each one. Before it answers it checks that the evidence is st
   a date for "when" questions, a number for "how much/many" questions and a statement for
   "what did ... say" questions.
 
-Otherwise it says it cannot find the answer in the articles. Follow-up questions ("What did
-she say?") are resolved offline by searching with the earlier question. This module does not
-retrieve and does not generate text.
+Otherwise it says it cannot find the answer in the articles. It does not retrieve, resolve
+follow-ups (``rag.followup``) or generate text.
 """
 
 from __future__ import annotations
@@ -23,24 +23,20 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from rag.analyze import mentions as _mentions
+from rag.analyze import question_names
+from rag.answer import AnswerRequest, Draft, refusal, register_answerer, stream_whole
 from rag.cite import Evidence, number_citations
 from rag.config import Settings
 from rag.embed import Embedder
-from rag.schema import Citation, Passage
-from rag.text import STOPWORDS, content_terms, sentence_spans, words
+from rag.schema import AnswerDelta, Passage
+from rag.text import content_terms, sentence_spans, words
 
-NOT_FOUND = "I could not find the answer to this question in the articles."
-
-_FOLLOW_UP_WORDS = frozenset(
-    "he she him her his hers they them their theirs it its this that these those there"
-    " such same".split()
-)
-_FOLLOW_UP_OPENERS = ("and ", "but ", "what about", "how about", "what else", "why", "how so")
 _MONTHS = (
     "january february march april may june july august september october november december"
     " jan feb mar apr jun jul aug sep sept oct nov dec"
@@ -74,35 +70,10 @@ _HOW_MUCH = re.compile(
     r"\bhow (?:much|many|large|big|long)\b|\bwhat (?:percentage|share|amount|number|sum)\b",
     re.IGNORECASE,
 )
-# Short forms a question may use for a name the article spells out, and the reverse.
-_ALIASES = {
-    "eu": ("european union",),
-    "european union": ("eu",),
-    "us": ("united states", "u.s."),
-    "u.s.": ("united states", "us"),
-    "united states": ("us", "u.s."),
-    "uk": ("united kingdom", "britain"),
-    "un": ("united nations",),
-    "united nations": ("un",),
-    "ai": ("artificial intelligence",),
-    "artificial intelligence": ("ai",),
-}
-_POSSESSIVE = re.compile(r"['’]s?$")
-# "Asian" -> "Asia", "European" -> "Europe", "Japanese" -> "Japan": adjectives of place.
-_DEMONYM_SUFFIXES = ("ian", "an", "ese", "ish", "i", "n")
 _SENTENCE_CACHE_SIZE = 50_000
 _STRONG_SIMILARITY = 0.55  # a sentence this close to the question needs no shared word
 _TOPICAL_SHARE = 0.5  # a name in at least this share of the passages is the topic, not a clue
 _MIN_SENTENCE_WORDS = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """What an answerer returns: the text with markers, its citations, or a refusal."""
-
-    text: str
-    refused: bool
-    citations: tuple[Citation, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,75 +87,8 @@ class _Candidate:
     shares_predicate: bool  # contains a content word of the question that is not a name
 
 
-def resolve_follow_up(question: str, history: Sequence[str]) -> str:
-    """The text to search for: ``question`` itself, or joined with the question it follows.
-
-    A question follows up when there is history and it leans on it: a pronoun ("What did
-    she say?"), an opener ("And Japan?", "Why?") or fewer than two content words. Chains of
-    follow-ups resolve to the last self-contained question plus the follow-ups after it.
-    """
-    resolved = ""
-    for turn in [*history, question]:
-        resolved = f"{resolved} {turn}".strip() if resolved and is_follow_up(turn) else turn
-    return resolved
-
-
-def is_follow_up(question: str) -> bool:
-    lowered = question.strip().lower()
-    tokens = set(words(lowered))
-    return (
-        bool(tokens & _FOLLOW_UP_WORDS)
-        or lowered.startswith(_FOLLOW_UP_OPENERS)
-        or len(content_terms(question)) < 2
-    )
-
-
-def question_names(question: str) -> list[str]:
-    """Names and numbers the question asks about: capitalised words (not the first word,
-    not stopwords) grouped into phrases, acronyms, and numbers."""
-    tokens = re.findall(r"[\w’'.-]+", question)
-    names: list[str] = []
-    phrase: list[str] = []
-    for position, token in enumerate(tokens):
-        possessive = bool(_POSSESSIVE.search(token))
-        word = _POSSESSIVE.sub("", token).strip(".’'-")
-        is_name = (
-            bool(word)
-            and (word[0].isupper() or word.isdigit())
-            and (position > 0 or word.isupper() or word.isdigit())
-            and word.lower() not in STOPWORDS
-        )
-        if is_name:
-            phrase.append(word)
-            if possessive:  # "the EU's International Digital Strategy" names two things
-                names.append(" ".join(phrase))
-                phrase = []
-        elif phrase:
-            names.append(" ".join(phrase))
-            phrase = []
-    if phrase:
-        names.append(" ".join(phrase))
-    return names
-
-
-def _mentions(haystack: str, name: str) -> bool:
-    """Whether ``haystack`` (lower-cased) mentions ``name`` or, for a phrase, its last word
-    (a surname, "Kallas" for "Kaja Kallas"), or a known alias."""
-    lowered = name.lower()
-    forms = (lowered, *_ALIASES.get(lowered, ()))
-    if any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", haystack) for f in forms):
-        return True
-    last = lowered.split()[-1]
-    if " " in lowered and re.search(rf"(?<!\w){re.escape(last)}(?!\w)", haystack):
-        return True
-    places = [lowered[: -len(s)] for s in _DEMONYM_SUFFIXES if lowered.endswith(s)]
-    return any(
-        len(place) >= 4 and re.search(rf"(?<!\w){re.escape(place)}", haystack) for place in places
-    )
-
-
-class ExtractiveAnswerer:
-    """Answers by quoting retrieved sentences, or declines."""
+class HeuristicAnswerer:
+    """Answers by quoting retrieved sentences, or declines (rules, no trained model)."""
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self.settings = settings
@@ -192,7 +96,15 @@ class ExtractiveAnswerer:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def answer(
+    def answer(self, request: AnswerRequest) -> Draft:
+        return self.answer_passages(
+            request.question, request.search_query, request.passages, request.query_vector
+        )
+
+    def stream(self, request: AnswerRequest) -> Iterator[AnswerDelta | Draft]:
+        yield from stream_whole(self.answer(request))
+
+    def answer_passages(
         self,
         question: str,
         search_query: str,
@@ -200,18 +112,18 @@ class ExtractiveAnswerer:
         query_vector: np.ndarray,
     ) -> Draft:
         if not passages:
-            return _refusal()
+            return refusal()
         haystack = "\n".join(
             f"{p.title}\n{p.author}\n{p.publisher}\n{p.text}" for p in passages
         ).lower()
         missing = [name for name in question_names(question) if not _mentions(haystack, name)]
         if missing:
-            return _refusal(f"None of the passages found mention “{missing[0]}”.")
+            return refusal(f"None of the passages found mention “{missing[0]}”.")
 
         candidates = self._score(search_query, passages, query_vector)
         chosen = self._choose(question, search_query, candidates)
         if not chosen:
-            return _refusal()
+            return refusal()
         evidence = [Evidence(c.passage, c.sentence, c.score) for c in chosen]
         text, citations = number_citations(evidence)
         return Draft(text, False, citations)
@@ -331,5 +243,4 @@ class ExtractiveAnswerer:
         return chosen
 
 
-def _refusal(reason: str = "") -> Draft:
-    return Draft(f"{NOT_FOUND} {reason}".strip(), True, ())
+register_answerer("heuristic", lambda parts: HeuristicAnswerer(parts.settings, parts.embedder))

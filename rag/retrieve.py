@@ -34,6 +34,7 @@ class SearchFilters:
 
     article_ids: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
+    publishers: tuple[str, ...] = ()
     date_from: str = ""
     date_to: str = ""
 
@@ -42,10 +43,21 @@ class SearchFilters:
             value = getattr(self, name)
             if value and not date_as_int(value):
                 raise RagError(f"{name} must be an ISO date (YYYY-MM-DD), got {value!r}")
+        if (
+            self.date_from
+            and self.date_to
+            and date_as_int(self.date_from) > date_as_int(self.date_to)
+        ):
+            raise RagError(
+                f"date_from ({self.date_from}) is after date_to ({self.date_to}): no article"
+                " can match"
+            )
 
     @property
     def empty(self) -> bool:
-        return not (self.article_ids or self.authors or self.date_from or self.date_to)
+        return not (
+            self.article_ids or self.authors or self.publishers or self.date_from or self.date_to
+        )
 
     def chroma_where(self) -> Where | None:
         clauses: list[Where] = []
@@ -53,6 +65,8 @@ class SearchFilters:
             clauses.append({"article_id": {"$in": list(self.article_ids)}})
         if self.authors:
             clauses.append({"author": {"$in": list(self.authors)}})
+        if self.publishers:
+            clauses.append({"publisher": {"$in": list(self.publishers)}})
         if self.date_from:
             clauses.append({"date_int": {"$gte": date_as_int(self.date_from)}})
         if self.date_to:
@@ -65,6 +79,8 @@ class SearchFilters:
         if self.article_ids and metadata.get("article_id") not in self.article_ids:
             return False
         if self.authors and metadata.get("author") not in self.authors:
+            return False
+        if self.publishers and metadata.get("publisher") not in self.publishers:
             return False
         day = int(metadata.get("date_int", 0) or 0)
         if self.date_from and day < date_as_int(self.date_from):
@@ -152,13 +168,18 @@ class HybridRetriever:
         for cid, stored_vector in self.store.get_vectors(missing).items():
             similarity[cid] = float(np.dot(stored_vector, vector))
         return [
-            _passage(chunks[cid], fused[cid], similarity.get(cid), bm25.get(cid)) for cid in top
+            passage_from_chunk(chunks[cid], fused[cid], similarity.get(cid), bm25.get(cid))
+            for cid in top
         ]
 
 
-def _passage(
-    chunk: StoredChunk, score: float, dense_score: float | None, lexical_score: float | None
+def passage_from_chunk(
+    chunk: StoredChunk,
+    score: float = 0.0,
+    dense_score: float | None = None,
+    lexical_score: float | None = None,
 ) -> Passage:
+    """A stored chunk as a ``Passage`` carrying its article's metadata and the given scores."""
     meta = chunk.metadata
     return Passage(
         chunk_id=chunk.chunk_id,

@@ -91,6 +91,10 @@ class Citation:
     quote: str
     chunk_id: str
     score: float
+    # "quote": ``quote`` is verbatim text of the passage. "metadata": the answer states the
+    # article's record (author, date, outlet) and ``quote`` is its headline.
+    kind: str = "quote"
+    publisher: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +109,20 @@ class RemovedSentence:
 
     def to_dict(self) -> dict[str, str]:
         return {"sentence": self.sentence, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """An article the archive holds, as shown next to a refusal."""
+
+    article_id: str
+    title: str
+    date: str
+    publisher: str
+    url: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +145,7 @@ class Answer:
     search_query: str = ""  # what was actually searched (differs for follow-ups)
     notices: tuple[str, ...] = ()
     removed: tuple[RemovedSentence, ...] = ()
+    nearest: tuple[Headline, ...] = ()  # on a refusal: the closest articles the archive holds
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape shared by ``rag ask --json``, the API and outside tools."""
@@ -137,6 +156,8 @@ class Answer:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "notices": list(self.notices),
             "removed": [r.to_dict() for r in self.removed],
+            "searched_for": self.search_query if self.search_query != self.question else "",
+            "nearest": [h.to_dict() for h in self.nearest],
         }
 
 

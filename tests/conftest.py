@@ -14,6 +14,7 @@ import pytest
 
 from rag.config import Settings
 from rag.embed import Vectors, register_embedder
+from rag.judge import register_judge
 from rag.text import content_terms
 
 # No test may reach a model hub or send telemetry.
@@ -55,10 +56,38 @@ class HashEmbedder:
 register_embedder("fake-hash", lambda settings: HashEmbedder())
 
 
+class OverlapJudge:
+    """A stand-in for the trained answer judge: the share of the question's content words
+    that the candidate sentence (the part before its context) contains. Deterministic."""
+
+    threshold = 0.34
+
+    @property
+    def model_id(self) -> str:
+        return "fake/overlap"
+
+    def score(self, question: str, candidates: Sequence[str]) -> np.ndarray:
+        asked = set(content_terms(question))
+        scores = []
+        for candidate in candidates:
+            sentence = candidate.split(" || ", 1)[0]
+            shared = asked & set(content_terms(sentence))
+            scores.append(len(shared) / len(asked) if asked else 0.0)
+        return np.asarray(scores, dtype=np.float32)
+
+
+register_judge("fake-overlap", lambda model_dir: OverlapJudge())
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for the fake embedder with the index in a fresh temporary directory."""
-    return Settings(data_dir=tmp_path / "index", embedding_provider="fake-hash", min_evidence=0.3)
+    return Settings(
+        data_dir=tmp_path / "index",
+        embedding_provider="fake-hash",
+        min_evidence=0.3,
+        judge="fake-overlap",
+    )
 
 
 @pytest.fixture

@@ -90,6 +90,7 @@ def test_citations_carry_the_passage_metadata_and_a_rounded_score() -> None:
         quote=Q3,
         chunk_id="c3",
         score=0.1235,
+        publisher=P3.publisher,
     )
 
 

@@ -90,6 +90,10 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_FRAME_ANCESTORS": "'self' https://cms.example",
         "RAG_MAX_BODY_BYTES": "1000",
         "RAG_MAX_UPLOAD_BYTES": "5000",
+        "RAG_JUDGE": "trained",
+        "RAG_JUDGE_CANDIDATES": "12",
+        "RAG_JUDGE_THRESHOLD": "0.5",
+        "RAG_ANSWER_EXTRA_RATIO": "0.7",
     }
     assert set(env) == set(ENV_VARS)  # every documented variable is exercised
     s = Settings.from_env(env)

@@ -15,18 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from rag.analyze import QuestionAnalyzer
 from rag.answer import NOT_FOUND
 from rag.assistant import Assistant
 from rag.cite import MARKER, citation_problems
 from rag.cli import main
 from rag.config import Settings
-from rag.generate import (
-    MODEL_FAILED_NOTICE,
-    UNVERIFIED_NOTICE,
-    is_greeting,
-    removed_notice,
-    rewrite_question,
-)
+from rag.followup import is_greeting, rewrite_question
+from rag.generate import MODEL_FAILED_NOTICE, UNVERIFIED_NOTICE, LLMAnswerer, removed_notice
 from rag.llm import ChatMessage, ChatModelError
 from rag.schema import Answer, AnswerDelta
 from tests.conftest import REPO, free_port
@@ -268,7 +264,7 @@ def test_the_extractive_default_streams_as_before_and_needs_no_model(
 ) -> None:
     assistant = Assistant.open(settings)  # no endpoint configured at all
     assistant.ingest([corpus], progress=False)
-    assert assistant.generator() is None
+    assert assistant.settings.answerer == "extractive"
     events = list(assistant.stream(PARTNERS_Q))
     final = events[-1]
     assert isinstance(final, Answer) and final.notices == () and final.removed == ()
@@ -300,7 +296,7 @@ def test_an_absurd_rewrite_falls_back_to_the_offline_resolution(
 ) -> None:
     server.enqueue(Reply(content=rewrite), "Kaja Kallas said Europe has huge potential [1].")
     answer = assistant.ask("What did she say?", ["Who is Kaja Kallas?"])
-    assert answer.search_query == "Who is Kaja Kallas? What did she say?"
+    assert answer.search_query == "What did Kaja Kallas say?"
     assert not answer.refused
 
 
@@ -309,8 +305,11 @@ def test_a_failed_rewrite_falls_back_and_does_not_call_the_model_again(
 ) -> None:
     server.enqueue(Reply(status=500), "never used")
     answer = assistant.ask("What did she say?", ["Who is Kaja Kallas?"])
-    assert answer.search_query == "Who is Kaja Kallas? What did she say?"
-    assert len(server.requests) == 1 and answer.notices == (MODEL_FAILED_NOTICE,)
+    assert answer.search_query == "What did Kaja Kallas say?"
+    assert len(server.requests) == 1 and answer.notices == (
+        "Searched for: “What did Kaja Kallas say?”.",
+        MODEL_FAILED_NOTICE,
+    )
     assert not answer.refused and "Kallas" in answer.answer
 
 
@@ -346,15 +345,17 @@ class _Scripted:
 
 
 def test_rewrite_question_rules() -> None:
-    model = _Scripted('"What did Kaja Kallas say?"')
-    rewrite = rewrite_question(model, "What did she say?", ["Who is Kaja Kallas?"], max_chars=100)
-    assert (rewrite.query, rewrite.by_model) == ("What did Kaja Kallas say?", True)
-    assert rewrite_question(model, "What did she say?", [], max_chars=100).query == (
-        "What did she say?"
+    analyzer = QuestionAnalyzer()
+    model = _Scripted('"What did Kaja Kallas say about Asia?"')
+    rewrite = rewrite_question(
+        model, "What did she say?", ["Who is Kaja Kallas?"], analyzer, max_chars=100
     )
+    assert (rewrite.query, rewrite.by_model) == ("What did Kaja Kallas say about Asia?", True)
+    alone = rewrite_question(model, "What did she say?", [], analyzer, max_chars=100)
+    assert alone.query == "What did she say?"
     failing = _Scripted(ChatModelError("down"))
-    fallback = rewrite_question(failing, "And Japan?", ["Who signed?"], max_chars=100)
-    assert fallback.model_failed and fallback.query == "Who signed? And Japan?"
+    fallback = rewrite_question(failing, "Why?", ["Who signed?"], analyzer, max_chars=100)
+    assert fallback.model_failed and fallback.query == "Who signed? Why?"
     assert model.calls == 1 and failing.calls == 1
 
 
@@ -391,8 +392,8 @@ def test_an_unexpected_provider_exception_does_not_crash_the_answer(
 
 
 def test_the_prompt_numbers_the_passages_with_title_and_date(assistant: Assistant) -> None:
-    generator = assistant.generator()
-    assert generator is not None
+    generator = assistant.answerer()
+    assert isinstance(generator, LLMAnswerer)
     passages = assistant.retriever().search(PARTNERS_Q).passages
     system, user = generator.messages(PARTNERS_Q, passages)
     assert isinstance(system, ChatMessage) and system.role == "system"

@@ -1,18 +1,14 @@
-"""The extractive answerer: quotes or declines, never writes a word of its own."""
+"""The heuristic answerer: quotes or declines by hand-written rules, never writes a word."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from rag.answer import (
-    NOT_FOUND,
-    ExtractiveAnswerer,
-    is_follow_up,
-    question_names,
-    resolve_follow_up,
-)
+from rag.analyze import QuestionAnalyzer, question_names
+from rag.answer import NOT_FOUND
 from rag.config import Settings
+from rag.followup import resolve_follow_up
+from rag.heuristic import HeuristicAnswerer
 from rag.schema import Passage
 from tests.conftest import HashEmbedder
 
@@ -25,6 +21,9 @@ PASSAGES = [
     "Brussels wants to reinforce existing relationships with the likes of India, South Korea"
     " and Japan. That includes forking out billions of euros for digital infrastructure.",
 ]
+
+
+ANALYZER = QuestionAnalyzer()
 
 
 def passages(embedder: HashEmbedder, query: str) -> list[Passage]:
@@ -54,10 +53,10 @@ def passages(embedder: HashEmbedder, query: str) -> list[Passage]:
 def ask(question: str, history: tuple[str, ...] = ()) -> tuple[str, bool, list[str]]:
     embedder = HashEmbedder()
     settings = Settings(embedding_provider="fake-hash", min_evidence=0.3)
-    answerer = ExtractiveAnswerer(settings, embedder)
-    query = resolve_follow_up(question, history)
+    answerer = HeuristicAnswerer(settings, embedder)
+    query = resolve_follow_up(question, history, ANALYZER).query
     found = passages(embedder, query)
-    draft = answerer.answer(question, query, found, embedder.embed([query])[0])
+    draft = answerer.answer_passages(question, query, found, embedder.embed([query])[0])
     return draft.text, draft.refused, [c.quote for c in draft.citations]
 
 
@@ -109,30 +108,9 @@ def test_a_follow_up_is_answered_from_the_question_it_follows() -> None:
 
 def test_no_passages_means_a_refusal() -> None:
     embedder = HashEmbedder()
-    answerer = ExtractiveAnswerer(Settings(embedding_provider="fake-hash"), embedder)
-    draft = answerer.answer("Anything?", "Anything?", [], np.zeros(64, dtype=np.float32))
+    answerer = HeuristicAnswerer(Settings(embedding_provider="fake-hash"), embedder)
+    draft = answerer.answer_passages("Anything?", "Anything?", [], np.zeros(64, dtype=np.float32))
     assert draft.refused and draft.text == NOT_FOUND
-
-
-@pytest.mark.parametrize(
-    ("question", "expected"),
-    [
-        ("What did she say?", True),
-        ("And Japan?", True),
-        ("Why?", True),
-        ("Which countries does Brussels want to work with?", False),
-        ("On what date were the proposals published?", False),
-    ],
-)
-def test_follow_up_detection(question: str, expected: bool) -> None:
-    assert is_follow_up(question) is expected
-
-
-def test_follow_ups_chain_back_to_the_last_self_contained_question() -> None:
-    history = ("Who is Kaja Kallas?", "What did she say?")
-    assert resolve_follow_up("Why?", history) == "Who is Kaja Kallas? What did she say? Why?"
-    assert resolve_follow_up("Who is Mark Scott?", history) == "Who is Mark Scott?"
-    assert resolve_follow_up("What did she say?", ()) == "What did she say?"
 
 
 def test_question_names_finds_names_acronyms_and_numbers() -> None:

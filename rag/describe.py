@@ -1,0 +1,72 @@
+"""Answers about an article itself: who wrote it, when it was published, which outlet ran it.
+
+The article is the one retrieval ranked first for the question (with follow-ups, for the
+conversation: "Who wrote this article?"). The answer is built from that article's stored
+record (title, author, date, publisher), never from its text, and cites the article with a
+``metadata`` citation whose quote is its headline. When the record lacks the field asked for,
+the answer says so instead of guessing. This module does not retrieve.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rag.answer import AnswerRequest, Draft, refusal
+from rag.schema import Citation, Passage
+
+
+def human_date(iso_date: str) -> str:
+    """``2025-06-05`` -> ``5 June 2025``; other text is returned unchanged."""
+    try:
+        day = dt.date.fromisoformat(iso_date)
+    except ValueError:
+        return iso_date
+    return f"{day.day} {day:%B %Y}"
+
+
+def byline(passage: Passage) -> str:
+    """``Publisher, 5 June 2025`` (whichever of the two the article has)."""
+    parts = [passage.publisher, human_date(passage.date) if passage.date else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def metadata_citation(n: int, passage: Passage) -> Citation:
+    """A citation of the article record itself; its quote is the headline."""
+    return Citation(
+        n=n,
+        article_id=passage.article_id,
+        title=passage.title,
+        author=passage.author,
+        date=passage.date,
+        url=passage.url,
+        quote=passage.title or passage.article_id,
+        chunk_id=passage.chunk_id,
+        score=round(passage.score, 4),
+        kind="metadata",
+        publisher=passage.publisher,
+    )
+
+
+def describe_article(request: AnswerRequest) -> Draft:
+    """The answer to an author, publication-date or outlet question."""
+    if not request.passages:
+        return refusal()
+    passage = request.passages[0]
+    title = f"“{passage.title}”" if passage.title else "The article"
+    intent = request.analysis.intent
+    where = f" ({byline(passage)})" if byline(passage) else ""
+    if intent == "author":
+        if not passage.author:
+            return refusal(f"The archive's record of {title}{where} names no author.")
+        sentence = f"{title} was written by {passage.author}{where}."
+    elif intent == "published":
+        if not passage.date:
+            return refusal(f"The archive's record of {title} carries no publication date.")
+        outlet = f" by {passage.publisher}" if passage.publisher else ""
+        sentence = f"{title} was published{outlet} on {human_date(passage.date)} ({passage.date})."
+    else:
+        if not passage.publisher:
+            return refusal(f"The archive's record of {title} names no outlet.")
+        when = f" on {human_date(passage.date)}" if passage.date else ""
+        sentence = f"{title} was published by {passage.publisher}{when}."
+    return Draft(f"{sentence} [1]", False, (metadata_citation(1, passage),))

@@ -1,0 +1,362 @@
+"""The extractive answerer (the default): quotes the sentences the trained model says answer.
+
+For a fact question it reads the retrieved passages sentence by sentence and:
+
+1. declines at once when a name or number of the question appears in no passage (nationality
+   adjectives count as their places: "Asian" is satisfied by "Japan");
+2. ranks the candidate sentences cheaply (shared words, passage strength) and lets the trained
+   answer judge (``rag.judge``) score the best ``judge_candidates`` of them, each read with its
+   title and neighbouring sentences;
+3. demotes a sentence that lacks the entity type the question asks for (who -> a person or
+   organisation, when -> a date, how many -> a number, where -> a place; spaCy's labels), or a
+   statement for "what did X say";
+4. declines when no sentence reaches the judge's calibrated threshold: the judge's best score
+   over the passages is its verdict on whether the answer is there at all;
+5. quotes the best sentence, and up to ``max_answer_sentences - 1`` others that score nearly as
+   well, each verbatim under its own citation. A sentence that leans on its neighbour (it opens
+   with "That ...", "He said", is an attribution without the words, or the asked-for fact
+   is in the next sentence) is quoted together with it, as one verbatim span.
+
+"What did she say next?" (``AnswerRequest.after``) quotes the next statement in the same
+article after the quotes already given. Questions about an article itself (who wrote it,
+when, which outlet) go to ``rag.describe``, broad ones (a topic, a summary, a comparison, a
+list) to ``rag.digest``. This module does not retrieve and never writes a word of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from rag.analyze import QuestionAnalysis, QuestionAnalyzer, mentions, question_names
+from rag.answer import (
+    AnswererParts,
+    AnswerRequest,
+    Draft,
+    refusal,
+    register_answerer,
+    stream_whole,
+)
+from rag.catalog import Catalog
+from rag.cite import Evidence, number_citations
+from rag.config import Settings
+from rag.judge import AnswerJudge, judge_input
+from rag.schema import AnswerDelta, Passage
+from rag.text import content_terms, sentence_spans, words
+
+_MIN_SENTENCE_WORDS = 4
+_TYPED_CANDIDATES = 6  # sentences whose entity types are checked (spaCy costs ~2 ms each)
+_TYPE_PENALTY = 0.6  # a sentence without the asked-for type keeps this share of its score
+_CLUE_PENALTY = 0.7  # ... and one far from a rare name of the question
+_ANAPHOR = re.compile(
+    r"^[\W]*(?:that|this|these|those|it|he|she|they|his|her|their|its|such|but|and|so|also"
+    r"|however|yet|still|there|here|then|the move|the decision|the plan)\b",
+    re.IGNORECASE,
+)
+_QUOTE_MARKS = re.compile(r"[“”\"]")
+_SPEECH = re.compile(
+    r"[“”\"]|\b(?:said|says|told|stated|according to|warned|argued|added|wrote|tweeted"
+    r"|declared|insisted|urged|called|asked)\b",
+    re.IGNORECASE,
+)
+_ATTRIBUTION = re.compile(
+    r"\b(?:said|says|wrote|writes|added|told|tweeted|stated|explained|declared|warned)\b",
+    re.IGNORECASE,
+)
+_YEAR = re.compile(r"\b(?:1[5-9]|20)\d{2}\b")
+_DIGIT = re.compile(r"\d")
+_LARGE_NUMBER = re.compile(
+    r"\b(?:hundreds?|thousands?|millions?|billions?|trillions?|dozens?|percent|half)\b", re.I
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One sentence of a retrieved passage, with where it sits and how it scored."""
+
+    passage: Passage
+    start: int  # offsets of the sentence within passage.text
+    end: int
+    before: tuple[int, int] | None  # the neighbouring sentences' offsets, when there are any
+    after: tuple[int, int] | None
+    rank: int  # the passage's rank
+    cheap: float = 0.0
+    score: float = 0.0  # the judge's probability, after type and clue demotions
+    extend_before: bool = False
+    extend_after: bool = False
+
+    @property
+    def sentence(self) -> str:
+        return self.passage.text[self.start : self.end]
+
+    def neighbour(self, span: tuple[int, int] | None) -> str:
+        return "" if span is None else self.passage.text[span[0] : span[1]]
+
+    @property
+    def quote(self) -> str:
+        """The verbatim span quoted: the sentence, with a neighbour it leans on."""
+        start = self.before[0] if self.extend_before and self.before else self.start
+        end = self.after[1] if self.extend_after and self.after else self.end
+        return self.passage.text[start:end]
+
+    @property
+    def position(self) -> int:
+        """Where the sentence starts in its article."""
+        return self.passage.start + self.start
+
+
+def candidates(passages: Sequence[Passage]) -> list[Candidate]:
+    """Every sentence of ``passages`` long enough to answer, once (the first passage wins)."""
+    found: list[Candidate] = []
+    seen: set[tuple[str, str]] = set()
+    for rank, passage in enumerate(passages):
+        spans = sentence_spans(passage.text)
+        for i, (start, end) in enumerate(spans):
+            key = (passage.article_id, passage.text[start:end])
+            if key in seen or len(words(key[1])) < _MIN_SENTENCE_WORDS:
+                continue
+            seen.add(key)
+            found.append(
+                Candidate(
+                    passage,
+                    start,
+                    end,
+                    spans[i - 1] if i > 0 else None,
+                    spans[i + 1] if i + 1 < len(spans) else None,
+                    rank,
+                )
+            )
+    return found
+
+
+def missing_names(analysis: QuestionAnalysis, query: str, passages: Sequence[Passage]) -> list[str]:
+    """Names and numbers of the question that no passage (text or metadata) mentions."""
+    haystack = "\n".join(
+        f"{p.title}\n{p.author}\n{p.publisher}\n{p.text}" for p in passages
+    ).lower()
+    demonyms = {e.text.lower() for e in analysis.entities if e.label == "NORP"}
+    missing: list[str] = []
+    for name in question_names(query):
+        if mentions(haystack, name):
+            continue
+        if name.lower() in demonyms and any(
+            mentions(haystack, place) for place in analysis.place_aliases
+        ):
+            continue
+        missing.append(name)
+    return missing
+
+
+class ExtractiveAnswerer:
+    """Quotes what the trained judge says answers; declines when nothing does."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        analyzer: QuestionAnalyzer,
+        judge: Callable[[], AnswerJudge],
+        catalog: Callable[[], Catalog],
+    ) -> None:
+        self.settings = settings
+        self.analyzer = analyzer
+        self._judge = judge
+        self._catalog = catalog
+
+    def stream(self, request: AnswerRequest) -> Iterator[AnswerDelta | Draft]:
+        yield from stream_whole(self.answer(request))
+
+    def answer(self, request: AnswerRequest) -> Draft:
+        intent = request.analysis.intent
+        if intent in ("author", "published", "publisher"):
+            from rag.describe import describe_article
+
+            return describe_article(request)
+        if intent != "fact":
+            from rag.digest import digest
+
+            return digest(request, self._catalog())
+        if request.after:
+            return self._next_statement(request)
+        return self.answer_fact(request)
+
+    # -- fact questions -------------------------------------------------------------------------
+
+    def answer_fact(self, request: AnswerRequest) -> Draft:
+        passages = request.passages
+        if not passages:
+            return refusal()
+        missing = missing_names(request.analysis, request.search_query, passages)
+        if missing:
+            return refusal(f"None of the passages found mention “{missing[0]}”.")
+        scored = self.score_sentences(request.search_query, request.analysis, passages)
+        if not scored:
+            return refusal()
+        threshold = self.settings.judge_threshold or self._judge().threshold
+        lead = scored[0]
+        if lead.score < threshold:
+            return refusal()
+        floor = max(threshold, lead.score * self.settings.answer_extra_ratio)
+        chosen = [lead]
+        for candidate in scored[1:]:
+            if len(chosen) >= self.settings.max_answer_sentences or candidate.score < floor:
+                break
+            if not any(_overlaps(candidate, c) for c in chosen):
+                chosen.append(candidate)
+        evidence = [Evidence(c.passage, c.quote, c.score) for c in chosen]
+        text, citations = number_citations(evidence)
+        return Draft(text, False, citations)
+
+    def score_sentences(
+        self, query: str, analysis: QuestionAnalysis, passages: Sequence[Passage]
+    ) -> list[Candidate]:
+        """The candidate sentences of ``passages``, best first, scored by the judge."""
+        pool = candidates(passages)
+        if not pool:
+            return []
+        query_terms = set(content_terms(query))
+        cheap = []
+        for c in pool:
+            terms = set(content_terms(c.sentence))
+            overlap = len(query_terms & terms) / len(query_terms) if query_terms else 0.0
+            strength = c.passage.dense_score if c.passage.dense_score is not None else 0.0
+            cheap.append(replace(c, cheap=overlap + 0.5 * strength - 0.02 * c.rank))
+        cheap.sort(key=lambda c: c.cheap, reverse=True)
+        kept = cheap[: self.settings.judge_candidates]
+        texts = [
+            judge_input(
+                c.sentence,
+                title=c.passage.title,
+                before=c.neighbour(c.before),
+                after=c.neighbour(c.after),
+            )
+            for c in kept
+        ]
+        probabilities = self._judge().score(query, texts)
+        scored = [replace(c, score=float(p)) for c, p in zip(kept, probabilities, strict=True)]
+        scored.sort(key=lambda c: c.score, reverse=True)
+        head = [self._typed(c, analysis) for c in scored[:_TYPED_CANDIDATES]]
+        head = [self._with_context(c, analysis) for c in head]
+        head = self._clued(head, query, passages)
+        result = head + scored[_TYPED_CANDIDATES:]
+        result.sort(key=lambda c: c.score, reverse=True)
+        return result
+
+    def _typed(self, candidate: Candidate, analysis: QuestionAnalysis) -> Candidate:
+        """``candidate`` demoted when it lacks what the question asks for, or extended to its
+        next sentence when that is where the asked-for fact is."""
+        if analysis.wh == "say":
+            if _SPEECH.search(candidate.sentence):
+                return candidate
+            if _QUOTE_MARKS.search(candidate.neighbour(candidate.after)):
+                return replace(candidate, extend_after=True)
+            return replace(candidate, score=candidate.score * _TYPE_PENALTY)
+        wanted = analysis.answer_types
+        if not wanted:
+            return candidate
+        sentence, following = candidate.sentence, candidate.neighbour(candidate.after)
+        labels, next_labels = self.analyzer.entity_labels([sentence, following or "."])
+        if _has_type(sentence, labels, analysis):
+            return candidate
+        if following and _has_type(following, next_labels, analysis):
+            return replace(candidate, extend_after=True)
+        return replace(candidate, score=candidate.score * _TYPE_PENALTY)
+
+    @staticmethod
+    def _with_context(candidate: Candidate, analysis: QuestionAnalysis) -> Candidate:
+        """Quote the sentence before when this one leans on it; the sentence after when this
+        one only announces it (an attribution without the words, a colon)."""
+        sentence = candidate.sentence
+        if candidate.before and _ANAPHOR.match(sentence):
+            candidate = replace(candidate, extend_before=True)
+        announces = sentence.rstrip().endswith(":") or (
+            _ATTRIBUTION.search(sentence)
+            and not _QUOTE_MARKS.search(sentence)
+            and len(words(sentence)) <= 12
+            and analysis.wh == "say"
+        )
+        if candidate.after and announces:
+            candidate = replace(candidate, extend_after=True)
+        return candidate
+
+    @staticmethod
+    def _clued(head: list[Candidate], query: str, passages: Sequence[Passage]) -> list[Candidate]:
+        """Demote sentences far from a rare name of the question ("Africa" in an EU story):
+        a name most passages mention is the topic and says nothing about the sentence."""
+        texts = [f"{p.title}\n{p.text}".lower() for p in passages]
+        clues = [
+            name
+            for name in question_names(query)
+            if sum(mentions(t, name) for t in texts) < 0.5 * len(texts)
+        ]
+        if not clues:
+            return head
+        out = []
+        for c in head:
+            near = f"{c.passage.title}\n{c.neighbour(c.before)}\n{c.sentence}\n"
+            near = (near + c.neighbour(c.after)).lower()
+            if not all(mentions(near, name) for name in clues):
+                c = replace(c, score=c.score * _CLUE_PENALTY)
+            out.append(c)
+        return out
+
+    # -- "what did she say next?" ---------------------------------------------------------------
+
+    def _next_statement(self, request: AnswerRequest) -> Draft:
+        """The first statement in the article after the last quote already given."""
+        article_id, last_quote = request.after[-1]
+        given = {quote for _, quote in request.after}
+        passages = self._catalog().passages(article_id) or [
+            p for p in request.passages if p.article_id == article_id
+        ]
+        pool = candidates(passages)
+        position = next(
+            (c.position for c in pool if c.sentence in last_quote or last_quote in c.sentence),
+            -1,
+        )
+        if position < 0:
+            for passage in passages:
+                found = passage.text.find(last_quote)
+                if found >= 0:
+                    position = passage.start + found
+                    break
+        following = sorted(
+            (
+                c
+                for c in pool
+                if c.position > position
+                and _QUOTE_MARKS.search(c.sentence)
+                and not any(c.sentence in q for q in given)
+            ),
+            key=lambda c: c.position,
+        )
+        if not following:
+            return refusal("The article quotes nothing more after what was already shown.")
+        lead = self._with_context(following[0], request.analysis)
+        text, citations = number_citations([Evidence(lead.passage, lead.quote, 1.0)])
+        return Draft(text, False, citations)
+
+
+def _overlaps(a: Candidate, b: Candidate) -> bool:
+    """Whether two candidates quote overlapping text of the same article."""
+    if a.passage.article_id != b.passage.article_id:
+        return False
+    return a.quote in b.quote or b.quote in a.quote or a.sentence in b.quote
+
+
+def _has_type(sentence: str, labels: frozenset[str], analysis: QuestionAnalysis) -> bool:
+    """Whether ``sentence`` carries what the question asks for. For how many/much, a figure:
+    digits or a large spelled-out number ("two parties" does not answer "how many votes");
+    for when, spaCy's dates or a year."""
+    if analysis.wh == "how_many":
+        return bool(_DIGIT.search(sentence) or _LARGE_NUMBER.search(sentence))
+    if analysis.wh == "when" and _YEAR.search(sentence):
+        return True
+    return bool(labels & analysis.answer_types)
+
+
+def _build(parts: AnswererParts) -> ExtractiveAnswerer:
+    return ExtractiveAnswerer(parts.settings, parts.analyzer, parts.judge, parts.catalog)
+
+
+register_answerer("extractive", _build)

@@ -1,0 +1,114 @@
+"""Question analysis with spaCy: intents, answer types, entities, language."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.analyze import QuestionAnalyzer, is_english, question_word, topic_of
+
+ANALYZER = QuestionAnalyzer()
+
+
+@pytest.mark.parametrize(
+    ("question", "intent", "topic"),
+    [
+        ("Who wrote this article?", "author", ""),
+        ("Who is the author of the piece?", "author", ""),
+        ("When was the article about the harbour wall published?", "published", "harbour wall"),
+        ("Which outlet published the story about the Kabul attack?", "publisher", "Kabul attack"),
+        ("What articles do you have about Trump?", "list", "Trump"),
+        ("What articles do you have from the BBC?", "list", "BBC"),
+        ("What is the latest article?", "latest", ""),
+        ("What does the archive say about Trump?", "broad", "Trump"),
+        ("What happened in Japan?", "broad", "Japan"),
+        ("Summarise the article about the EU digital strategy", "summary", "EU digital strategy"),
+        ("Compare how CNN and ABC covered the DeVos vote", "compare", "DeVos vote"),
+        ("How many member states does the bloc have?", "fact", ""),
+        ("Why is the EU hesitant to pass new digital laws?", "fact", ""),
+    ],
+)
+def test_intents_and_topics(question: str, intent: str, topic: str) -> None:
+    analysis = ANALYZER.analyze(question)
+    assert (analysis.intent, analysis.topic) == (intent, topic)
+
+
+def test_a_comparison_names_both_outlets() -> None:
+    assert ANALYZER.analyze("Compare how CNN and ABC covered the vote").outlets == ("CNN", "ABC")
+    assert ANALYZER.analyze("How did CNN and ABC cover the vote?").outlets == ("CNN", "ABC")
+
+
+@pytest.mark.parametrize(
+    ("question", "wh", "label"),
+    [
+        ("Who is the EU's foreign policy chief?", "who", "PERSON"),
+        ("When did the Commission publish its strategy?", "when", "DATE"),
+        ("On what date were the proposals published?", "when", "DATE"),
+        ("How many member states does the bloc have?", "how_many", "CARDINAL"),
+        ("How much money was set aside?", "how_many", "MONEY"),
+        ("Where did the attack happen?", "where", "GPE"),
+    ],
+)
+def test_question_words_give_the_answer_type(question: str, wh: str, label: str) -> None:
+    analysis = ANALYZER.analyze(question)
+    assert analysis.wh == wh and label in analysis.answer_types
+
+
+def test_what_did_someone_say_asks_for_a_statement_not_a_person() -> None:
+    analysis = ANALYZER.analyze("Who is Elizabeth Warren quoted saying about DeVos?")
+    assert analysis.wh == "say" and not analysis.answer_types
+    assert ("Elizabeth Warren", "PERSON") in [(e.text, e.label) for e in analysis.entities]
+
+
+def test_nationality_adjectives_stand_for_their_places() -> None:
+    analysis = ANALYZER.analyze("Which Asian partners does Brussels want?")
+    assert {"Japan", "India", "South Korea"} <= set(analysis.place_aliases)
+    assert "US" in ANALYZER.analyze("What did the American president say?").place_aliases
+
+
+@pytest.mark.parametrize(
+    ("question", "refers_back"),
+    [
+        ("What did she say?", True),
+        ("and in Japan?", True),
+        ("Why?", True),
+        ("Who wrote this article?", True),
+        ("Why is the EU hesitant to pass new digital laws?", False),
+        ("Which countries does Brussels want to work with?", False),
+        ("What articles do you have about Trump?", False),
+    ],
+)
+def test_what_leans_on_the_conversation(question: str, refers_back: bool) -> None:
+    assert ANALYZER.analyze(question).refers_back is refers_back
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Quand la stratégie a-t-elle été publiée ?",
+        "Wann wurde die Strategie veröffentlicht?",
+        "¿Cuándo se publicó la estrategia?",
+        "Когда была опубликована стратегия?",
+    ],
+)
+def test_questions_in_other_languages_are_recognised(question: str) -> None:
+    assert not is_english(question)
+    assert not ANALYZER.analyze(question).english
+
+
+@pytest.mark.parametrize(
+    "question", ["What did Le Pen say?", "Who is Kaja Kallas?", "Why?", "La Paz?"]
+)
+def test_english_questions_with_foreign_names_are_english(question: str) -> None:
+    assert is_english(question)
+
+
+def test_entity_labels_of_sentences() -> None:
+    dated, counted = ANALYZER.entity_labels(
+        ["The proposals were published on June 5, 2025.", "The bloc has 27 member states."]
+    )
+    assert "DATE" in dated and "CARDINAL" in counted
+
+
+def test_question_word_and_topic_helpers() -> None:
+    assert question_word("Since when has it been law?") == "when"
+    assert topic_of("Tell me about the harbour flood wall") == "harbour flood wall"

@@ -1,0 +1,211 @@
+"""The extractive answerer over hand-built passages, with the deterministic overlap judge:
+what it quotes (with context), what it refuses, and how it routes article-level and broad
+questions to ``rag.describe`` and ``rag.digest``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from rag.analyze import QuestionAnalyzer
+from rag.answer import AnswererParts, AnswerRequest, Draft, create_answerer
+from rag.catalog import Catalog
+from rag.cite import citation_problems
+from rag.config import Settings
+from rag.schema import Answer, Passage
+from rag.store import StoredChunk
+from tests.conftest import HashEmbedder, OverlapJudge
+
+ANALYZER = QuestionAnalyzer()
+
+ARTICLES = {
+    "eu": (
+        "Why Europe Should Double Down On Its Global Tech Ties",
+        "Mark Scott",
+        "2025-06-05",
+        "Tech Policy Press",
+        [
+            "In proposals published on June 5, the executive branch of the 27-country bloc"
+            " doubled down on international partnerships. The announcement is dubbed the"
+            " International Digital Strategy for the EU.",
+            "Brussels wants to reinforce existing relationships with the likes of India, South"
+            " Korea and Japan. That includes forking out billions of euros for digital"
+            " infrastructure.",
+            "“Europe has huge potential to expand its geopolitical reach on digital issues,”"
+            " said Kaja Kallas, the High Representative. “We are ready to collaborate more"
+            " closely with partners on shared digital challenges.”",
+        ],
+    ),
+    "vote": (
+        "Senate confirms DeVos as education secretary",
+        "",
+        "2017-02-07",
+        "CNN",
+        [
+            "The Senate vote on Betsy DeVos was split evenly between the two parties. Vice"
+            " President Mike Pence cast the tie-breaking vote, making the final tally 51-50.",
+            "Senator Elizabeth Warren said: “She is the least qualified nominee in history.”",
+        ],
+    ),
+    "kabul": (
+        "Suicide bomber kills dozens near Kabul court",
+        "",
+        "2017-02-08",
+        "Al Jazeera",
+        ["A suicide bomber killed 20 people near the Supreme Court in Kabul on Tuesday."],
+    ),
+}
+
+
+def stored_chunks() -> list[StoredChunk]:
+    chunks = []
+    for article_id, (title, author, date, publisher, texts) in ARTICLES.items():
+        offset = 0
+        for index, text in enumerate(texts):
+            meta = {
+                "article_id": article_id,
+                "title": title,
+                "author": author,
+                "date": date,
+                "publisher": publisher,
+                "url": f"https://news.example/{article_id}",
+                "start": offset,
+                "end": offset + len(text),
+                "index": index,
+            }
+            chunks.append(StoredChunk(f"{article_id}-{index}", text, meta))
+            offset += len(text) + 2
+    return chunks
+
+
+CATALOG = Catalog(stored_chunks(), "v1")
+SETTINGS = Settings(embedding_provider="fake-hash", judge="fake-overlap")
+PARTS = AnswererParts(
+    SETTINGS,
+    HashEmbedder(),
+    ANALYZER,
+    judge=OverlapJudge,
+    catalog=lambda: CATALOG,
+    chat_model=lambda: (_ for _ in ()).throw(AssertionError("no chat model")),
+)
+ANSWERER = create_answerer("extractive", PARTS)
+
+
+def passages(*article_ids: str) -> tuple[Passage, ...]:
+    found = [p for aid in article_ids for p in CATALOG.passages(aid)]
+    return tuple(replace(p, score=1.0 / (i + 1), dense_score=0.5) for i, p in enumerate(found))
+
+
+def ask(question: str, *article_ids: str, after: tuple[tuple[str, str], ...] = ()) -> Draft:
+    request = AnswerRequest(
+        question,
+        question,
+        ANALYZER.analyze(question),
+        passages(*article_ids or tuple(ARTICLES)),
+        np.zeros(64, dtype=np.float32),
+        after,
+    )
+    draft = ANSWERER.answer(request)
+    answer = Answer(question, draft.text, draft.refused, draft.citations, request.passages, {})
+    assert citation_problems(answer) == []
+    return draft
+
+
+def test_the_sentence_that_answers_is_quoted_and_cited() -> None:
+    draft = ask("Which countries does Brussels want to reinforce relationships with?", "eu")
+    assert not draft.refused
+    assert "India, South Korea and Japan" in draft.citations[0].quote
+    assert draft.text.startswith(draft.citations[0].quote)
+
+
+def test_the_answer_continues_into_the_next_sentence_when_the_fact_is_there() -> None:
+    draft = ask("What was the final vote count for DeVos?", "vote")
+    assert not draft.refused
+    quote = draft.citations[0].quote
+    assert "split evenly" in quote and "51-50" in quote  # both sentences, one citation
+
+
+def test_an_attribution_is_never_quoted_without_the_words_attributed() -> None:
+    draft = ask("What did Elizabeth Warren say about DeVos?", "vote")
+    assert "least qualified nominee" in draft.citations[0].quote
+
+
+def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it() -> None:
+    draft = ask("What does forking out billions of euros for digital infrastructure include?", "eu")
+    quote = draft.citations[0].quote
+    assert quote.startswith("Brussels wants") and "forking out billions" in quote
+
+
+def test_a_name_no_passage_mentions_is_declined_and_named() -> None:
+    draft = ask("What did Angela Merkel say about the digital strategy?", "eu")
+    assert draft.refused and "Angela Merkel" in draft.text and not draft.citations
+
+
+def test_nationality_adjectives_do_not_force_a_refusal() -> None:
+    draft = ask("Which Asian countries does Brussels want to reinforce relationships with?", "eu")
+    assert not draft.refused and "Japan" in draft.text
+
+
+def test_nothing_close_enough_is_a_refusal() -> None:
+    assert ask("What recipe is best for sourdough bread?").refused
+
+
+def test_what_she_said_next_is_the_next_quote_in_the_same_article() -> None:
+    first = ask("What did Kaja Kallas say?", "eu")
+    given = tuple((c.article_id, c.quote) for c in first.citations)
+    assert "huge potential" in given[0][1]
+    following = ask("What did Kaja Kallas say?", "eu", after=given[:1])
+    assert "ready to collaborate" in following.citations[0].quote
+
+
+def test_who_wrote_the_article_is_answered_from_its_record() -> None:
+    draft = ask("Who wrote this article?", "eu")
+    assert not draft.refused and "Mark Scott" in draft.text
+    (citation,) = draft.citations
+    assert citation.kind == "metadata" and citation.quote == ARTICLES["eu"][0]
+
+
+def test_a_missing_byline_is_said_not_guessed() -> None:
+    draft = ask("Who wrote the article about the DeVos vote?", "vote")
+    assert draft.refused and "names no author" in draft.text
+
+
+def test_publication_date_and_outlet_come_from_the_record() -> None:
+    dated = ask("When was the article about the Kabul court published?", "kabul")
+    assert "8 February 2017" in dated.text and "2017-02-08" in dated.text
+    outlet = ask("Which outlet published the story about the Kabul attack?", "kabul")
+    assert "Al Jazeera" in outlet.text
+
+
+def test_a_broad_question_gets_quotes_grouped_by_article() -> None:
+    draft = ask("What does the archive say about DeVos?")
+    assert not draft.refused
+    assert "“Senate confirms DeVos as education secretary” (CNN, 7 February 2017):" in draft.text
+    assert "Kabul" not in draft.text  # an article that does not mention the topic is left out
+
+
+def test_a_summary_is_the_articles_central_sentences_in_order() -> None:
+    draft = ask("Summarise the article about the International Digital Strategy", "eu")
+    assert draft.text.startswith("Summary of “Why Europe Should Double Down")
+    assert len(draft.citations) >= 2 and len({c.article_id for c in draft.citations}) == 1
+
+
+def test_a_comparison_has_one_block_per_outlet_and_names_a_missing_one() -> None:
+    draft = ask("Compare how CNN and Al Jazeera covered DeVos")
+    assert "CNN: “Senate confirms DeVos" in draft.text
+    assert "Al Jazeera: no article about" in draft.text
+
+
+def test_the_latest_articles_come_newest_first() -> None:
+    draft = ask("What is the latest article?")
+    assert draft.text.index("Kabul") < draft.text.index("DeVos")
+
+
+def test_catalog_corrects_a_misspelt_name_and_matches_outlets() -> None:
+    (correction,) = CATALOG.correct(["Betsy Devoss"])
+    assert (correction.typed, correction.meant) == ("Devoss", "DeVos")
+    assert CATALOG.correct(["Kaja Kallas", "Brussels"]) == []
+    assert CATALOG.match_publisher("the al jazeera") == "Al Jazeera"
+    assert CATALOG.publishers_in("What articles do you have from CNN?") == ["CNN"]
+    assert [a.article_id for a in CATALOG.newest(2)] == ["eu", "kabul"]
