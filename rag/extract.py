@@ -10,8 +10,9 @@ For a fact question it reads the retrieved passages sentence by sentence and:
 3. demotes a sentence that lacks the entity type the question asks for (who -> a person or
    organisation, when -> a date, how many -> a number, where -> a place; spaCy's labels), or a
    statement for "what did X say";
-4. declines when no sentence reaches the judge's calibrated threshold: the judge's best score
-   over the passages is its verdict on whether the answer is there at all;
+4. declines when no sentence reaches the judge's calibrated threshold (the judge's best score
+   over the passages is its verdict on whether the answer is there at all) and the rule-based
+   evidence check of ``rag.heuristic`` declines too;
 5. quotes the best sentence, and up to ``max_answer_sentences - 1`` others that score nearly as
    well, each verbatim under its own citation. A sentence that leans on its neighbour (it opens
    with "That ...", "He said", is an attribution without the words, or the asked-for fact
@@ -157,11 +158,15 @@ class ExtractiveAnswerer:
         analyzer: QuestionAnalyzer,
         judge: Callable[[], AnswerJudge],
         catalog: Callable[[], Catalog],
+        rules: Callable[[AnswerRequest], Draft] | None = None,
     ) -> None:
+        """``rules`` is a second opinion asked only when the judge's best score is under its
+        threshold (the heuristic answerer); without it, the judge alone decides."""
         self.settings = settings
         self.analyzer = analyzer
         self._judge = judge
         self._catalog = catalog
+        self._rules = rules
 
     def stream(self, request: AnswerRequest) -> Iterator[AnswerDelta | Draft]:
         yield from stream_whole(self.answer(request))
@@ -194,9 +199,14 @@ class ExtractiveAnswerer:
             return refusal()
         threshold = self.settings.judge_threshold or self._judge().threshold
         lead = scored[0]
-        if lead.score < threshold:
-            return refusal()
         floor = max(threshold, lead.score * self.settings.answer_extra_ratio)
+        if lead.score < threshold:
+            # The judge alone is not sure. The rule-based evidence check (rag.heuristic) gets a
+            # say: the bot declines only when both decline, since the judge, trained on
+            # encyclopedia questions, under-scores paraphrased news questions.
+            if self._rules is None or self._rules(request).refused:
+                return refusal()
+            floor = lead.score * self.settings.answer_extra_ratio
         chosen = [lead]
         for candidate in scored[1:]:
             if len(chosen) >= self.settings.max_answer_sentences or candidate.score < floor:
@@ -356,7 +366,12 @@ def _has_type(sentence: str, labels: frozenset[str], analysis: QuestionAnalysis)
 
 
 def _build(parts: AnswererParts) -> ExtractiveAnswerer:
-    return ExtractiveAnswerer(parts.settings, parts.analyzer, parts.judge, parts.catalog)
+    from rag.heuristic import HeuristicAnswerer
+
+    rules = HeuristicAnswerer(parts.settings, parts.embedder)
+    return ExtractiveAnswerer(
+        parts.settings, parts.analyzer, parts.judge, parts.catalog, rules.answer
+    )
 
 
 register_answerer("extractive", _build)

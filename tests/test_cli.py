@@ -29,6 +29,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "fake-hash")
     monkeypatch.setenv("RAG_MIN_EVIDENCE", "0.3")
+    monkeypatch.setenv("RAG_JUDGE", "fake-overlap")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "eu.md").write_text(ARTICLE, encoding="utf-8")
