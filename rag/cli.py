@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     llm.add_argument(
         "--answerer",
         choices=["extractive", "heuristic", "llm"],
-        help="extractive (default: quotes what the trained judge picks), heuristic (the earlier rules) or llm (a chat model, verified)",
+        help="extractive (default: quotes what the trained judge picks), heuristic (the earlier"
+        " rules) or llm (a chat model, verified)",
     )
     llm.add_argument("--llm-provider", help="chat model provider: openai (default) or llamacpp")
     llm.add_argument(

@@ -86,6 +86,7 @@ class Candidate:
     score: float = 0.0  # the judge's probability, after type and clue demotions
     extend_before: bool = False
     extend_after: bool = False
+    typed: bool = True  # carries what the question asks for (a date, a figure, a statement...)
 
     @property
     def sentence(self) -> str:
@@ -204,7 +205,8 @@ class ExtractiveAnswerer:
             # The judge alone is not sure. The rule-based evidence check (rag.heuristic) gets a
             # say: the bot declines only when both decline, since the judge, trained on
             # encyclopedia questions, under-scores paraphrased news questions.
-            if self._rules is None or self._rules(request).refused:
+            # The second opinion can only rescue a sentence that carries what is asked.
+            if not lead.typed or self._rules is None or self._rules(request).refused:
                 return refusal()
             floor = lead.score * self.settings.answer_extra_ratio
         chosen = [lead]
@@ -256,11 +258,24 @@ class ExtractiveAnswerer:
         """``candidate`` demoted when it lacks what the question asks for, or extended to its
         next sentence when that is where the asked-for fact is."""
         if analysis.wh == "say":
+            # The words must be the asked person's: their surname in the sentence or next to it.
+            surnames = [
+                e.text.split()[-1].lower() for e in analysis.entities if e.label == "PERSON"
+            ]
+            window = " ".join(
+                (
+                    candidate.neighbour(candidate.before),
+                    candidate.sentence,
+                    candidate.neighbour(candidate.after),
+                )
+            ).lower()
+            if surnames and not any(mentions(window, name) for name in surnames):
+                return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
             if _SPEECH.search(candidate.sentence):
                 return candidate
             if _QUOTE_MARKS.search(candidate.neighbour(candidate.after)):
                 return replace(candidate, extend_after=True)
-            return replace(candidate, score=candidate.score * _TYPE_PENALTY)
+            return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
         wanted = analysis.answer_types
         if not wanted:
             return candidate
@@ -270,7 +285,7 @@ class ExtractiveAnswerer:
             return candidate
         if following and _has_type(following, next_labels, analysis):
             return replace(candidate, extend_after=True)
-        return replace(candidate, score=candidate.score * _TYPE_PENALTY)
+        return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
 
     @staticmethod
     def _with_context(candidate: Candidate, analysis: QuestionAnalysis) -> Candidate:

@@ -1,4 +1,4 @@
-"""The ``trained`` answer judge (the default): a small trained network over what MiniLM and the words say.
+"""The ``trained`` answer judge (the default): a small network over MiniLM and word features.
 
 For each candidate (a ``judge_input`` text: the sentence, then its headline and neighbours) it
 computes ``FEATURES``: the cosine similarity of the question to the sentence and to the

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rag.errors import ProviderError
-from rag.judge import create_judge, judge_input, sha256
-from rag.judge_features import FEATURES, PACKAGED_FEATURES_DIR, FeatureJudge, features
+from rag.judge import create_judge, judge_input
+from rag.judge_features import FEATURES, FeatureJudge, features
 
 QUESTION = "On what date did the Commission publish its strategy?"
 SENTENCES = [

@@ -356,7 +356,8 @@ sentences and, through its answerability head, to decline when nothing answers.
 Trained on `squad-train`: the questions of 18 Wikipedia articles from the development set of
 SQuAD 2.0 (Rajpurkar, Jia and Liang, "Know What You Don't Know: Unanswerable Questions for
 SQuAD", ACL 2018), about half unanswerable on purpose. Text from Wikipedia.
-License: CC BY-SA 4.0; this model is derived from that data and is shared under the same license. Split by article
+License: CC BY-SA 4.0; this model is derived from that data and is shared under the same license.
+Split by article
 (`eval/squad-split.yaml`): 12 train, 2 dev (threshold), 4 validation (reported only, never tuned
 on). Each question's candidates: the sentences of its paragraph plus the 4 sentences of other
 paragraphs of its article that share the most words with it.
