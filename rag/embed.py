@@ -241,6 +241,9 @@ class OnnxEmbedder:
                     options.intra_op_num_threads = self._threads
                     options.inter_op_num_threads = 1
                     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                    # Idle worker threads must not spin: in a serving process they would take
+                    # the cores from torch (the query embedder) between calls.
+                    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                     session = ort.InferenceSession(
                         str(self._model_file), options, providers=["CPUExecutionProvider"]
                     )

@@ -228,6 +228,7 @@ class FeatureJudge:
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = self._threads
                 options.inter_op_num_threads = 1
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 try:
                     self._session = tuple(
                         onnxruntime.InferenceSession(
