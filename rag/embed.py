@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -313,6 +314,38 @@ def _onnx_int8(settings: Settings) -> Embedder:
 
 
 register_embedder("onnx-int8", _onnx_int8)
+
+
+class CachedEmbedder:
+    """An ``Embedder`` that remembers the vectors of the last ``size`` texts it embedded
+    (least recently used go first): answerers re-read the same passages for related questions."""
+
+    def __init__(self, embedder: Embedder, size: int = 50_000) -> None:
+        self.embedder = embedder
+        self._size = size
+        self._vectors: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return self.embedder.embed(texts)
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            fresh = self.embedder.embed(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._vectors[text] = vector
+                while len(self._vectors) > self._size:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            for text in texts:
+                self._vectors.move_to_end(text)
+            return np.stack([self._vectors[t] for t in texts])
 
 
 class LangChainEmbeddings:

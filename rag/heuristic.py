@@ -21,8 +21,6 @@ follow-ups (``rag.followup``) or generate text.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +31,7 @@ from rag.analyze import question_names
 from rag.answer import AnswerRequest, Draft, refusal, register_answerer, stream_whole
 from rag.cite import Evidence, number_citations
 from rag.config import Settings
-from rag.embed import Embedder
+from rag.embed import CachedEmbedder, Embedder
 from rag.schema import AnswerDelta, Passage
 from rag.text import content_terms, sentence_spans, words
 
@@ -93,8 +91,7 @@ class HeuristicAnswerer:
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self.settings = settings
         self.embedder = embedder
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._sentences = CachedEmbedder(embedder, _SENTENCE_CACHE_SIZE)
 
     def answer(self, request: AnswerRequest) -> Draft:
         return self.answer_passages(
@@ -176,19 +173,7 @@ class HeuristicAnswerer:
 
     def _sentence_vectors(self, sentences: list[str]) -> np.ndarray:
         """Sentence embeddings, cached: the same passages come back for related questions."""
-        with self._lock:
-            missing = [s for s in dict.fromkeys(sentences) if s not in self._cache]
-        if missing:
-            fresh = self.embedder.embed(missing)
-            with self._lock:
-                for sentence, vector in zip(missing, fresh, strict=True):
-                    self._cache[sentence] = vector
-                while len(self._cache) > _SENTENCE_CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            for sentence in sentences:
-                self._cache.move_to_end(sentence)
-            return np.stack([self._cache[s] for s in sentences])
+        return self._sentences.embed(sentences)
 
     # -- choosing -------------------------------------------------------------------------------
 

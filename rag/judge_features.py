@@ -19,7 +19,6 @@ import json
 import math
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -204,7 +203,6 @@ class FeatureJudge:
         self._session: Any = None
         self._embedder: Any = None
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
     @property
     def model_id(self) -> str:
@@ -223,7 +221,7 @@ class FeatureJudge:
                 import onnxruntime
 
                 from rag.config import Settings
-                from rag.embed import create_embedder
+                from rag.embed import CachedEmbedder, create_embedder
 
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = self._threads
@@ -238,24 +236,10 @@ class FeatureJudge:
                     )
                 except Exception as e:  # onnxruntime raises its own types for a bad file
                     raise ProviderError(f"could not load {self._dir / 'model.onnx'}: {e}") from e
-                self._embedder = create_embedder(Settings(embedding_provider="onnx-int8"))
+                self._embedder = CachedEmbedder(
+                    create_embedder(Settings(embedding_provider="onnx-int8")), _CACHE_SIZE
+                )
             return self._session, self._embedder
-
-    def _vectors(self, embedder: Any, texts: list[str]) -> NDArray[np.float32]:
-        """Embeddings of ``texts``, cached: the same passages come back for related questions."""
-        with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            fresh = embedder.embed(missing)
-            with self._lock:
-                for text, vector in zip(missing, fresh, strict=True):
-                    self._cache[text] = vector
-                while len(self._cache) > _CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        with self._lock:
-            for text in texts:
-                self._cache.move_to_end(text)
-            return np.stack([self._cache[t] for t in texts])
 
     def score(self, question: str, candidates: Sequence[str]) -> NDArray[np.float32]:
         if not candidates:
@@ -265,7 +249,7 @@ class FeatureJudge:
         sentences = [s for s, _ in split]
         contexts = [c for _, c in split]
         windows = [window_text(s, c) for s, c in split]
-        vectors = self._vectors(embedder, [question, *sentences, *windows])
+        vectors = embedder.embed([question, *sentences, *windows])
         n = len(sentences)
         rows = features(
             question, sentences, contexts, vectors[0], vectors[1 : n + 1], vectors[n + 1 :]

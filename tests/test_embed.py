@@ -167,3 +167,23 @@ def test_int8_and_float32_rank_alike(fp32: Embedder, int8: Embedder) -> None:
         assert top32 == expected  # the fixture itself is sound
         agree += top32 == top8
     assert agree >= 4
+
+
+def test_cached_embedder_embeds_each_text_once_and_forgets_the_oldest() -> None:
+    from rag.embed import CachedEmbedder
+    from tests.conftest import HashEmbedder
+
+    calls: list[list[str]] = []
+
+    class Counting(HashEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            calls.append(list(texts))
+            return super().embed(texts)
+
+    cached = CachedEmbedder(Counting(), size=2)
+    first = cached.embed(["a b", "c d", "a b"])
+    assert calls == [["a b", "c d"]] and first.shape == (3, 64)
+    assert np.array_equal(cached.embed(["c d"])[0], first[1]) and len(calls) == 1
+    cached.embed(["e f"])  # "a b" is the least recently used: it goes
+    cached.embed(["a b"])
+    assert calls[-1] == ["a b"] and cached.model_id == "fake/hash-64"
