@@ -10,8 +10,10 @@ the answer says so instead of guessing. This module does not retrieve.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from rag.answer import AnswerRequest, Draft, refusal
+from rag.cite import Evidence, citation_for
 from rag.schema import Citation, Passage
 
 
@@ -32,19 +34,8 @@ def byline(passage: Passage) -> str:
 
 def metadata_citation(n: int, passage: Passage) -> Citation:
     """A citation of the article record itself; its quote is the headline."""
-    return Citation(
-        n=n,
-        article_id=passage.article_id,
-        title=passage.title,
-        author=passage.author,
-        date=passage.date,
-        url=passage.url,
-        quote=passage.title or passage.article_id,
-        chunk_id=passage.chunk_id,
-        score=round(passage.score, 4),
-        kind="metadata",
-        publisher=passage.publisher,
-    )
+    quote = passage.title or passage.article_id
+    return replace(citation_for(n, Evidence(passage, quote, passage.score)), kind="metadata")
 
 
 def describe_article(request: AnswerRequest) -> Draft:
