@@ -24,12 +24,16 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import ProviderError
 from rag.text import STOPWORDS, content_terms, words
+from rag.vectors import text_key
+
+if TYPE_CHECKING:
+    from rag.vectors import VectorFile
 
 # What a right answer to each kind of question carries (spaCy's OntoNotes labels).
 ANSWER_TYPES: dict[str, frozenset[str]] = {
@@ -239,6 +243,7 @@ _LATIN = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ]")
 _LETTER = re.compile(r"[^\W\d_]")
 
 _LABEL_CACHE_SIZE = 20_000
+LABEL_MODEL = "spacy:en_core_web_sm-3.8.0:ner"  # the key stored labels are filed under
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,11 +294,14 @@ class QuestionAnalyzer:
     The pipeline loads on first use (about 1 s), once per analyzer; calls are thread-safe.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, labels: Callable[[], VectorFile | None] | None = None) -> None:
+        """``labels`` gives the file where ingest stored sentences' entity labels
+        (``rag.vectors``): a sentence found there is not run through spaCy again."""
         self._nlp: Any = None
         self._load_lock = threading.Lock()
         self._nlp_lock = threading.Lock()  # spaCy pipelines are not documented as thread-safe
         self._labels: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._label_file = labels
 
     def _pipeline(self) -> Any:
         with self._load_lock:
@@ -340,17 +348,44 @@ class QuestionAnalyzer:
         )
 
     def entity_labels(self, sentences: Sequence[str]) -> list[frozenset[str]]:
-        """The entity labels spaCy finds in each sentence (cached per sentence)."""
+        """The entity labels spaCy finds in each sentence (cached per sentence, and read from
+        the label file when ingest stored them there)."""
         with self._nlp_lock:
             missing = [s for s in dict.fromkeys(sentences) if s not in self._labels]
-            if missing:
-                nlp = self._pipeline()
-                disabled = [p for p in ("parser", "lemmatizer") if p in nlp.pipe_names]
-                for sentence, doc in zip(missing, nlp.pipe(missing, disable=disabled), strict=True):
-                    self._labels[sentence] = frozenset(e.label_ for e in doc.ents)
-                while len(self._labels) > _LABEL_CACHE_SIZE:
-                    self._labels.popitem(last=False)
+            file = self._label_file() if self._label_file and missing else None
+            if file is not None:
+                keys = {s: text_key(LABEL_MODEL, s) for s in missing}
+                stored = file.get_labels(list(keys.values()))
+                for sentence, key in keys.items():
+                    if key in stored:
+                        self._labels[sentence] = stored[key]
+                missing = [s for s in missing if s not in self._labels]
+            for sentence, labels in zip(missing, self._run_ner(missing), strict=True):
+                self._labels[sentence] = labels
+            while len(self._labels) > _LABEL_CACHE_SIZE:
+                self._labels.popitem(last=False)
             return [self._labels[s] for s in sentences]
+
+    def store_labels(self, file: VectorFile, article_id: str, sentences: Sequence[str]) -> None:
+        """Label ``sentences`` of one article (at ingest) and keep the labels in ``file``."""
+        unique = list(dict.fromkeys(sentences))
+        keys = [text_key(LABEL_MODEL, s) for s in unique]
+        known = file.get_labels(keys)
+        todo = [(s, k) for s, k in zip(unique, keys, strict=True) if k not in known]
+        with self._nlp_lock:
+            labels = self._run_ner([s for s, _ in todo])
+        file.add_labels(article_id, {k: v for (_, k), v in zip(todo, labels, strict=True)})
+
+    def _run_ner(self, sentences: Sequence[str]) -> list[frozenset[str]]:
+        """spaCy's entity labels per sentence; the caller holds ``_nlp_lock``. Only the
+        recogniser runs: in en_core_web_sm it has its own token vectors, so the labels are
+        the same as the full pipeline's at about half the cost."""
+        if not sentences:
+            return []
+        nlp = self._pipeline()
+        disabled = [p for p in nlp.pipe_names if p != "ner"]
+        docs = nlp.pipe(sentences, disable=disabled)
+        return [frozenset(e.label_ for e in doc.ents) for doc in docs]
 
 
 def question_word(question: str) -> str:
@@ -465,9 +500,11 @@ def question_names(question: str) -> list[str]:
 
 def mentions(haystack: str, name: str) -> bool:
     """Whether ``haystack`` (lower-cased) mentions ``name`` or, for a phrase, its last word
-    (a surname, "Kallas" for "Kaja Kallas"), or a known alias."""
+    (a surname, "Kallas" for "Kaja Kallas"), or a known alias; a nationality adjective is
+    mentioned by its places ("Asian" by "Japan")."""
     lowered = name.lower()
-    forms = (lowered, *_ALIASES.get(lowered, ()))
+    places = tuple(p.lower() for p in DEMONYMS.get(lowered, ()))
+    forms = (lowered, *_ALIASES.get(lowered, ()), *places)
     if any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", haystack) for f in forms):
         return True
     last = lowered.split()[-1]

@@ -10,7 +10,9 @@ extractive answer with a notice). Parts are handed in, so tests can build it fro
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,14 +31,19 @@ from rag.catalog import Catalog
 from rag.config import Settings
 from rag.embed import Embedder, create_embedder
 from rag.errors import QuestionError
+from rag.extract import JudgePrep
 from rag.followup import Resolution, resolve_follow_up, rewrite_question
 from rag.index import Indexer, IngestReport
-from rag.judge import AnswerJudge, create_judge
+from rag.judge import AnswerJudge, PreparingJudge, create_judge
 from rag.lexical import LexicalIndex
 from rag.llm import ChatModel, create_chat_model
+from rag.rerank import rerank
 from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
 from rag.schema import Answer, AnswerDelta, AnswerEvent, Article, Headline
 from rag.store import ChromaStore
+from rag.vectors import VectorFile
+
+log = logging.getLogger(__name__)
 
 NOT_ENGLISH = (
     "This question does not seem to be in English. The archive and the models that read it"
@@ -64,7 +71,9 @@ class Assistant:
         self.settings = settings
         self.embedder = embedder
         self.store = store
-        self.analyzer = analyzer or QuestionAnalyzer()
+        self._vectors: VectorFile | None = None
+        self._vectors_failed = False
+        self.analyzer = analyzer or QuestionAnalyzer(labels=self.vectors)
         self._chat_model = chat_model
         self._judge = judge
         self._answerer: Answerer | None = None
@@ -116,7 +125,7 @@ class Assistant:
         from rag.ingest import read_articles
 
         result = read_articles(paths)
-        indexer = Indexer(self.settings, self.embedder, self.store)
+        indexer = self._indexer()
         report = indexer.sync(
             result.articles,
             prune=prune,
@@ -128,15 +137,36 @@ class Assistant:
 
     def add_articles(self, articles: Sequence[Article]) -> IngestReport:
         """Add or update ``articles`` (already read, e.g. from an HTTP request); others stay."""
-        report = Indexer(self.settings, self.embedder, self.store).sync(articles, progress=False)
+        report = self._indexer().sync(articles, progress=False)
         self.index_changed()
         return report
 
     def remove_articles(self, article_ids: Sequence[str]) -> IngestReport:
         """Remove the articles with ``article_ids`` from the index; unknown ids are ignored."""
-        report = Indexer(self.settings, self.embedder, self.store).remove(article_ids)
+        report = self._indexer().remove(article_ids)
         self.index_changed()
         return report
+
+    def _indexer(self) -> Indexer:
+        """An indexer that also prepares what the answer judge reads (its sentence vectors),
+        when the answerer uses a judge that can."""
+        prep = None
+        if self.settings.answerer in ("extractive", "llm"):
+            judge = self.judge()
+            if isinstance(judge, PreparingJudge):
+                prep = JudgePrep(judge, self.analyzer, self.vectors())
+        return Indexer(self.settings, self.embedder, self.store, prep)
+
+    def vectors(self) -> VectorFile | None:
+        """The sentence vectors stored next to the index (``rag.vectors``), or None when the
+        file cannot be opened (a read-only data dir): then they are embedded per question."""
+        if self._vectors is None and not self._vectors_failed:
+            try:
+                self._vectors = VectorFile(self.settings.vectors_path)
+            except (OSError, sqlite3.Error) as e:
+                self._vectors_failed = True
+                log.warning("sentence vectors not stored (%s): they are embedded per question", e)
+        return self._vectors
 
     def index_changed(self) -> None:
         """Forget the cached lexical index, so that the next question loads the one that the
@@ -154,7 +184,7 @@ class Assistant:
     def judge(self) -> AnswerJudge:
         with self._parts_lock:
             if self._judge is None:
-                self._judge = create_judge(self.settings.judge)
+                self._judge = create_judge(self.settings.judge, vectors=self.vectors())
             return self._judge
 
     def answerer(self) -> Answerer:
@@ -342,7 +372,17 @@ class Assistant:
             from rag.digest import gather
 
             return gather(retriever, self.catalog(), analysis, query, filters, retrieval)
-        return retriever.search(query, filters=filters, mode=retrieval)
+        k, depth = self.settings.top_k, self.settings.rerank_depth
+        if depth <= k or self.settings.answerer == "heuristic":
+            return retriever.search(query, filters=filters, mode=retrieval)
+        result = retriever.search(query, k=depth, filters=filters, mode=retrieval)
+        started = time.perf_counter()
+        passages = rerank(self.judge(), query, result.passages, k)
+        return replace(
+            result,
+            passages=passages,
+            timings_ms={**result.timings_ms, "rerank": _ms_since(started)},
+        )
 
     def _final(
         self,

@@ -31,6 +31,7 @@ ENV_VARS: dict[str, str] = {
     "RAG_CHUNK_CHARS": "chunk_chars",
     "RAG_TOP_K": "top_k",
     "RAG_CANDIDATES": "candidates",
+    "RAG_RERANK_DEPTH": "rerank_depth",
     "RAG_RETRIEVAL": "retrieval",
     "RAG_MIN_EVIDENCE": "min_evidence",
     "RAG_SENTENCES_EMBEDDED": "sentences_embedded",
@@ -88,6 +89,9 @@ class Settings:
     candidates: int = 30
     rrf_k: int = 60
     retrieval: str = "hybrid"
+    # Fact questions: the fused top this-many passages are reordered by the answer judge's best
+    # sentence in each (rag.rerank) before the top_k go to the answerer; 0 turns it off.
+    rerank_depth: int = 20
     # Answering.
     answerer: str = "extractive"
     min_evidence: float = 0.42
@@ -154,6 +158,8 @@ class Settings:
             raise SettingsError(
                 f"candidates ({self.candidates}) must be at least top_k ({self.top_k})"
             )
+        if self.rerank_depth < 0:
+            raise SettingsError(f"rerank_depth must be >= 0 (0: off), got {self.rerank_depth}")
         if self.retrieval not in RETRIEVAL_MODES:
             raise SettingsError(
                 f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, got {self.retrieval!r}"
@@ -220,6 +226,10 @@ class Settings:
     @property
     def lexical_dir(self) -> Path:
         return self.data_dir / "lexical"
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.data_dir / "vectors.sqlite"
 
     @property
     def lock_path(self) -> Path:

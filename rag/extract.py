@@ -27,7 +27,7 @@ list) to ``rag.digest``. This module does not retrieve and never writes a word o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from rag.analyze import QuestionAnalysis, QuestionAnalyzer, mentions, question_names
@@ -42,9 +42,13 @@ from rag.answer import (
 from rag.catalog import Catalog
 from rag.cite import Evidence, number_citations
 from rag.config import Settings
-from rag.judge import AnswerJudge, judge_input
+from rag.embed import Embedder
+from rag.judge import AnswerJudge, PreparingJudge, judge_input
+from rag.retrieve import passage_from_chunk
 from rag.schema import AnswerDelta, Passage
+from rag.store import StoredChunk
 from rag.text import content_terms, sentence_spans, words
+from rag.vectors import VectorFile
 
 _MIN_SENTENCE_WORDS = 4
 _TYPED_CANDIDATES = 6  # sentences whose entity types are checked (spaCy costs ~2 ms each)
@@ -103,6 +107,16 @@ class Candidate:
         return self.passage.text[start:end]
 
     @property
+    def judge_text(self) -> str:
+        """What the judge reads of it: the sentence, its headline and neighbours."""
+        return judge_input(
+            self.sentence,
+            title=self.passage.title,
+            before=self.neighbour(self.before),
+            after=self.neighbour(self.after),
+        )
+
+    @property
     def position(self) -> int:
         """Where the sentence starts in its article."""
         return self.passage.start + self.start
@@ -130,6 +144,37 @@ def candidates(passages: Sequence[Passage]) -> list[Candidate]:
                 )
             )
     return found
+
+
+class JudgePrep:
+    """What ingest prepares for the extractive answerer (``rag.index.ArticlePrep``): the
+    judge's inputs for every candidate sentence of each chunk, read as a passage of its own
+    (as retrieval returns it), handed to a judge that can store what it needs for them."""
+
+    def __init__(
+        self,
+        judge: PreparingJudge,
+        analyzer: QuestionAnalyzer | None = None,
+        labels: VectorFile | None = None,
+    ) -> None:
+        """With ``analyzer`` and ``labels``, each sentence's spaCy entity labels are stored
+        too (``_typed`` reads them)."""
+        self.judge = judge
+        self.analyzer = analyzer
+        self.labels = labels
+
+    def pending(self, articles: Mapping[str, str]) -> list[str]:
+        return self.judge.pending(articles)
+
+    def prepare(self, article_id: str, content_hash: str, chunks: Sequence[StoredChunk]) -> int:
+        pool = [c for chunk in chunks for c in candidates([passage_from_chunk(chunk)])]
+        if self.analyzer is not None and self.labels is not None:
+            self.analyzer.store_labels(self.labels, article_id, [c.sentence for c in pool])
+        # Last: the judge records the article as prepared once its vectors are in.
+        return self.judge.prepare(article_id, content_hash, [c.judge_text for c in pool])
+
+    def forget(self, article_ids: Sequence[str]) -> None:
+        self.judge.forget(article_ids)
 
 
 def missing_names(analysis: QuestionAnalysis, query: str, passages: Sequence[Passage]) -> list[str]:
@@ -235,15 +280,7 @@ class ExtractiveAnswerer:
             cheap.append(replace(c, cheap=overlap + 0.5 * strength - 0.02 * c.rank))
         cheap.sort(key=lambda c: c.cheap, reverse=True)
         kept = cheap[: self.settings.judge_candidates]
-        texts = [
-            judge_input(
-                c.sentence,
-                title=c.passage.title,
-                before=c.neighbour(c.before),
-                after=c.neighbour(c.after),
-            )
-            for c in kept
-        ]
+        texts = [c.judge_text for c in kept]
         probabilities = self._judge().score(query, texts)
         scored = [replace(c, score=float(p)) for c, p in zip(kept, probabilities, strict=True)]
         scored.sort(key=lambda c: c.score, reverse=True)
@@ -383,7 +420,11 @@ def _has_type(sentence: str, labels: frozenset[str], analysis: QuestionAnalysis)
 def _build(parts: AnswererParts) -> ExtractiveAnswerer:
     from rag.heuristic import HeuristicAnswerer
 
-    rules = HeuristicAnswerer(parts.settings, parts.embedder)
+    def sentences() -> Embedder | None:
+        judge = parts.judge()
+        return judge.sentence_embedder() if isinstance(judge, PreparingJudge) else None
+
+    rules = HeuristicAnswerer(parts.settings, parts.embedder, sentences)
     return ExtractiveAnswerer(
         parts.settings, parts.analyzer, parts.judge, parts.catalog, rules.answer
     )

@@ -21,7 +21,7 @@ follow-ups (``rag.followup``) or generate text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,10 +88,19 @@ class _Candidate:
 class HeuristicAnswerer:
     """Answers by quoting retrieved sentences, or declines (rules, no trained model)."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        sentences: Callable[[], Embedder | None] | None = None,
+    ) -> None:
+        """``sentences`` gives the embedder for sentence vectors when it is not ``embedder``
+        (the answer judge's, which reads the vectors ingest stored); the question is then
+        embedded with it too, so that both sides of every similarity come from one model."""
         self.settings = settings
         self.embedder = embedder
-        self._sentences = CachedEmbedder(embedder, _SENTENCE_CACHE_SIZE)
+        self._own = CachedEmbedder(embedder, _SENTENCE_CACHE_SIZE)
+        self._sentence_source = sentences
 
     def answer(self, request: AnswerRequest) -> Draft:
         return self.answer_passages(
@@ -159,7 +168,10 @@ class HeuristicAnswerer:
         # ones by the cheap part of the score (shared words, passage strength).
         order = sorted(range(len(triples)), key=lambda i: lexical[i][0], reverse=True)
         kept = order[: self.settings.sentences_embedded]
-        similarities = self._sentence_vectors([triples[i][1] for i in kept]) @ query_vector
+        sentences = self._sentences()
+        if sentences.model_id != self.embedder.model_id:
+            query_vector = sentences.embed([search_query])[0]
+        similarities = sentences.embed([triples[i][1] for i in kept]) @ query_vector
         candidates = []
         for i, similarity in zip(kept, similarities, strict=True):
             passage, sentence, window = triples[i]
@@ -171,9 +183,11 @@ class HeuristicAnswerer:
         candidates.sort(key=lambda c: c.score, reverse=True)
         return candidates
 
-    def _sentence_vectors(self, sentences: list[str]) -> np.ndarray:
-        """Sentence embeddings, cached: the same passages come back for related questions."""
-        return self._sentences.embed(sentences)
+    def _sentences(self) -> Embedder:
+        """Where sentence vectors come from: cached, the same passages come back for related
+        questions."""
+        given = self._sentence_source() if self._sentence_source else None
+        return given or self._own
 
     # -- choosing -------------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ instead of silently corrupting records. This module does not read files or answe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Protocol
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -26,7 +27,7 @@ from rag.embed import Embedder
 from rag.errors import IndexLockedError
 from rag.lexical import LexicalIndex
 from rag.schema import Article, Chunk
-from rag.store import ChromaStore, Metadata
+from rag.store import ChromaStore, Metadata, StoredChunk
 
 _EMBED_BATCH = 256  # chunks embedded and written per step: bounds memory, keeps progress live
 
@@ -102,13 +103,38 @@ def writer_lock(settings: Settings) -> Iterator[None]:
         lock.release()
 
 
+class ArticlePrep(Protocol):
+    """Per-article work an answerer wants done at ingest rather than per question (the trained
+    judge's sentence vectors: ``rag.extract.JudgePrep``). Done after the chunks are stored;
+    what it keeps is a cache, so a failed or interrupted run is completed by the next one."""
+
+    def pending(self, articles: Mapping[str, str]) -> list[str]:
+        """The ids of ``articles`` (``id -> content hash``) not prepared in this version."""
+        ...
+
+    def prepare(self, article_id: str, content_hash: str, chunks: Sequence[StoredChunk]) -> int:
+        """Prepare one article from its stored chunks."""
+        ...
+
+    def forget(self, article_ids: Sequence[str]) -> None:
+        """Drop what was prepared for replaced or removed articles."""
+        ...
+
+
 class Indexer:
     """Writes articles into the store and keeps the lexical index derived from it."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        store: ChromaStore,
+        prep: ArticlePrep | None = None,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.store = store
+        self.prep = prep
 
     def sync(
         self,
@@ -134,6 +160,7 @@ class Indexer:
         to_update: list[Chunk] = []
         to_delete: list[str] = []
         added = updated = unchanged = 0
+        replaced: list[str] = []
         for article in articles:
             existing = stored.get(article.article_id, {})
             hashes = {str(m.get("article_hash")) for m in existing.values()}
@@ -151,6 +178,8 @@ class Indexer:
             to_update.extend(c for c in chunks if c.chunk_id in existing)
             to_delete.extend(cid for cid in existing if cid not in new_ids)
             added, updated = (added + 1, updated) if not existing else (added, updated + 1)
+            if existing:
+                replaced.append(article.article_id)
 
         removed = 0
         if prune:
@@ -159,6 +188,7 @@ class Indexer:
                 sources = {str(m.get("source", "")) for m in chunk_metas.values()}
                 if article_id not in given and not sources & keep_sources:
                     to_delete.extend(chunk_metas)
+                    replaced.append(article_id)
                     removed += 1
 
         self._embed_and_add(to_embed, progress)
@@ -169,7 +199,8 @@ class Indexer:
             self.store.bump_version()
         # Rebuilds only when the store moved on (or the files are missing): a no-op re-ingest
         # costs a version check.
-        LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+        lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+        self._prepare(lexical, replaced, progress)
         return IngestReport(
             articles_added=added,
             articles_updated=updated,
@@ -189,12 +220,34 @@ class Indexer:
             self.store.delete(to_delete)
             if to_delete:
                 self.store.bump_version()
-            LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+            lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+            self._prepare(lexical, found, progress=False)
             return IngestReport(
                 articles_removed=len(found),
                 chunks_deleted=len(to_delete),
                 total_chunks=self.store.count(),
             )
+
+    def _prepare(self, lexical: LexicalIndex, replaced: Sequence[str], progress: bool) -> None:
+        """Prepare every stored article not prepared in its current version (new, changed, or
+        left incomplete by an interrupted run), after forgetting what was prepared for it and
+        for the articles that were replaced or removed."""
+        if self.prep is None:
+            return
+        by_article: dict[str, list[StoredChunk]] = {}
+        hashes: dict[str, str] = {}
+        for chunk in lexical.chunks:
+            article_id = str(chunk.metadata.get("article_id", ""))
+            by_article.setdefault(article_id, []).append(chunk)
+            hashes[article_id] = str(chunk.metadata.get("article_hash", ""))
+        todo = self.prep.pending(hashes)
+        # A partial or outdated preparation is dropped first, so nothing stale stays behind.
+        self.prep.forget(list(dict.fromkeys([*replaced, *todo])))
+        for article_id in tqdm(
+            todo, desc="Preparing sentences", unit="article", disable=not progress or not todo
+        ):
+            chunks = sorted(by_article[article_id], key=lambda c: int(c.metadata.get("index", 0)))
+            self.prep.prepare(article_id, hashes[article_id], chunks)
 
     def _embed_and_add(self, chunks: Sequence[Chunk], progress: bool) -> None:
         if not chunks:

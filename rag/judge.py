@@ -23,14 +23,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from rag.errors import ProviderError
+
+if TYPE_CHECKING:
+    from rag.embed import Embedder
+    from rag.vectors import VectorFile
 
 PACKAGED_JUDGE_DIR = Path(__file__).resolve().parent / "models" / "judge"
 CROSS_ENCODER_DIR = Path(__file__).resolve().parent / "models" / "cross-encoder"
@@ -72,12 +76,35 @@ class AnswerJudge(Protocol):
         ...
 
 
-JudgeFactory = Callable[[Path | None], AnswerJudge]
+@runtime_checkable
+class PreparingJudge(AnswerJudge, Protocol):
+    """A judge that can store, at ingest, what it will need per candidate (the ``trained``
+    judge's sentence vectors, ``rag.vectors``), so questions do not pay for it."""
+
+    def pending(self, articles: Mapping[str, str]) -> list[str]:
+        """The ids of ``articles`` (``id -> content hash``) not prepared in this version."""
+        ...
+
+    def prepare(self, article_id: str, content_hash: str, candidates: Sequence[str]) -> int:
+        """Prepare one article's candidates (``judge_input`` texts); how many were new."""
+        ...
+
+    def forget(self, article_ids: Sequence[str]) -> None:
+        """Drop what was prepared for ``article_ids`` (replaced or removed)."""
+        ...
+
+    def sentence_embedder(self) -> Embedder:
+        """The embedder (reading the prepared vectors) the judge embeds sentences with."""
+        ...
+
+
+JudgeFactory = Callable[..., AnswerJudge]
 _REGISTRY: dict[str, JudgeFactory] = {}
 
 
 def register_judge(name: str, factory: JudgeFactory) -> None:
-    """Make ``factory`` available as ``create_judge(name)``; it receives the model dir or None."""
+    """Make ``factory`` available as ``create_judge(name)``; it is called with the model dir
+    (or None for its default) and, as ``vectors``, the index's ``VectorFile`` (or None)."""
     _REGISTRY[name] = factory
 
 
@@ -87,8 +114,11 @@ def available_judges() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_judge(name: str = "trained", model_dir: Path | None = None) -> AnswerJudge:
-    """The judge registered as ``name``, loaded from ``model_dir`` (its default when None)."""
+def create_judge(
+    name: str = "trained", model_dir: Path | None = None, vectors: VectorFile | None = None
+) -> AnswerJudge:
+    """The judge registered as ``name``, loaded from ``model_dir`` (its default when None);
+    ``vectors`` is where a judge that prepares at ingest keeps what it prepared."""
     import rag.judge_features  # noqa: F401  (registers "trained")
 
     try:
@@ -97,7 +127,7 @@ def create_judge(name: str = "trained", model_dir: Path | None = None) -> Answer
         raise ProviderError(
             f"unknown answer judge {name!r}; available: {', '.join(available_judges())}"
         ) from None
-    return factory(model_dir)
+    return factory(model_dir, vectors=vectors)
 
 
 def sha256(model_dir: Path = PACKAGED_JUDGE_DIR) -> str:
@@ -250,7 +280,7 @@ class OnnxJudge:
         return probabilities
 
 
-def _cross_encoder(model_dir: Path | None) -> AnswerJudge:
+def _cross_encoder(model_dir: Path | None, vectors: object = None) -> AnswerJudge:
     return OnnxJudge(model_dir or CROSS_ENCODER_DIR)
 
 

@@ -19,7 +19,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rag.analyze import mentions, question_names, question_word
+from rag.embed import Embedder
 from rag.errors import ProviderError
 from rag.judge import PACKAGED_JUDGE_DIR, register_judge, sha256
-from rag.text import content_terms, words
+from rag.text import content_terms, sentence_spans, words
+from rag.vectors import StoredEmbedder, VectorFile, pending
 
 _CACHE_SIZE = 50_000
 PACKAGED_FEATURES_DIR = PACKAGED_JUDGE_DIR  # rag/models/judge: the judge shipped with the code
@@ -64,6 +66,15 @@ _FIGURE = re.compile(
 )
 _INNER_NAME = re.compile(r"(?<=\s)[A-Z][a-z]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+# What an article's record in the vector file says was stored for it: change this when
+# ``window_parts`` or ``candidates`` change, and the next ingest prepares every article again.
+_PREP_FORMAT = "parts-1"
+
+
+def _prepared_as(content_hash: str) -> str:
+    return f"{content_hash}/{_PREP_FORMAT}"
 
 
 def split_candidate(candidate: str) -> tuple[str, str]:
@@ -176,17 +187,51 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def window_text(sentence: str, context: str) -> str:
-    """What the window vector embeds: the context (headline, neighbours) around the sentence."""
-    return f"{context} {sentence}".strip()
+def window_parts(sentence: str, context: str) -> list[str]:
+    """The texts whose vectors make a candidate's window: the sentence and the pieces of its
+    context (headline, the sentence before, the sentence after), cut by the runtime's splitter.
+
+    Each is a sentence the article already has (or its headline), so ingest can store them
+    all with one short embedding each, instead of one long embedding per window.
+    """
+    pieces = [context[a:b] for a, b in sentence_spans(context)] if context else []
+    return [sentence, *(p for p in pieces if p.strip())]
+
+
+def window_vectors(
+    embed: Callable[[Sequence[str]], NDArray[np.float32]],
+    sentences: Sequence[str],
+    contexts: Sequence[str],
+) -> NDArray[np.float32]:
+    """One vector per candidate for its window: the normalised mean of its parts' vectors
+    (``window_parts``). Training and serving both compute it here."""
+    parts = [window_parts(s, c) for s, c in zip(sentences, contexts, strict=True)]
+    unique = list(dict.fromkeys(p for group in parts for p in group))
+    if not unique:
+        return np.zeros((0, 0), dtype=np.float32)
+    vectors = embed(unique)
+    row = {text: i for i, text in enumerate(unique)}
+    windows = np.stack([vectors[[row[p] for p in group]].mean(axis=0) for group in parts])
+    norms = np.linalg.norm(windows, axis=1, keepdims=True)
+    return np.asarray(windows / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 class FeatureJudge:
-    """Scores candidates with the feature network; embeds with the packaged int8 MiniLM."""
+    """Scores candidates with the feature network; embeds with the packaged int8 MiniLM.
 
-    def __init__(self, model_dir: Path = PACKAGED_FEATURES_DIR, threads: int = 2) -> None:
+    With a ``VectorFile`` (``rag.vectors``) the sentence and window vectors that ingest stored
+    (``prepare``) are read from it instead of being embedded per question.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path = PACKAGED_FEATURES_DIR,
+        threads: int = 2,
+        vectors: VectorFile | None = None,
+    ) -> None:
         self._dir = model_dir
         self._threads = threads
+        self._vectors = vectors
         for name in ("model.onnx", "answerable.onnx", "judge.json"):
             if not (model_dir / name).is_file():
                 raise ProviderError(
@@ -202,6 +247,7 @@ class FeatureJudge:
             raise ProviderError(f"{model_dir} was trained on other features; rebuild it")
         self._session: Any = None
         self._embedder: Any = None
+        self._stored: StoredEmbedder | None = None
         self._lock = threading.Lock()
 
     @property
@@ -236,9 +282,10 @@ class FeatureJudge:
                     )
                 except Exception as e:  # onnxruntime raises its own types for a bad file
                     raise ProviderError(f"could not load {self._dir / 'model.onnx'}: {e}") from e
-                self._embedder = CachedEmbedder(
-                    create_embedder(Settings(embedding_provider="onnx-int8")), _CACHE_SIZE
-                )
+                base = create_embedder(Settings(embedding_provider="onnx-int8"))
+                if self._vectors is not None:
+                    self._stored = StoredEmbedder(base, self._vectors)
+                self._embedder = CachedEmbedder(self._stored or base, _CACHE_SIZE)
             return self._session, self._embedder
 
     def score(self, question: str, candidates: Sequence[str]) -> NDArray[np.float32]:
@@ -248,13 +295,43 @@ class FeatureJudge:
         split = [split_candidate(c) for c in candidates]
         sentences = [s for s, _ in split]
         contexts = [c for _, c in split]
-        windows = [window_text(s, c) for s, c in split]
-        vectors = embedder.embed([question, *sentences, *windows])
-        n = len(sentences)
-        rows = features(
-            question, sentences, contexts, vectors[0], vectors[1 : n + 1], vectors[n + 1 :]
-        )
+        vectors = embedder.embed([question, *sentences])
+        windows = window_vectors(embedder.embed, sentences, contexts)
+        rows = features(question, sentences, contexts, vectors[0], vectors[1:], windows)
         return combined_scores(session[0], session[1], rows)
 
+    # -- ingest-time preparation (rag.index.ArticlePrep) --------------------------------------
 
-register_judge("trained", lambda model_dir: FeatureJudge(model_dir or PACKAGED_FEATURES_DIR))
+    def pending(self, articles: Mapping[str, str]) -> list[str]:
+        """Ids of ``articles`` (``id -> content hash``) whose vectors are not all stored."""
+        if self._vectors is None:
+            return []
+        return pending(self._vectors, {a: _prepared_as(h) for a, h in articles.items()})
+
+    def prepare(self, article_id: str, content_hash: str, candidates: Sequence[str]) -> int:
+        """Store the vectors ``score`` will need for these candidates of one article (its
+        ``judge_input`` texts); returns how many texts were embedded."""
+        if self._vectors is None:
+            return 0
+        self._loaded()
+        assert self._stored is not None
+        texts = [t for c in candidates for t in window_parts(*split_candidate(c))]
+        embedded = self._stored.store(article_id, texts)
+        self._vectors.mark(article_id, _prepared_as(content_hash))
+        return embedded
+
+    def forget(self, article_ids: Sequence[str]) -> None:
+        if self._vectors is not None:
+            self._vectors.forget(article_ids)
+
+    def sentence_embedder(self) -> Embedder:
+        """The packaged int8 MiniLM, reading stored vectors first, with an LRU cache."""
+        embedder: Embedder = self._loaded()[1]
+        return embedder
+
+
+def _trained(model_dir: Path | None, vectors: VectorFile | None = None) -> FeatureJudge:
+    return FeatureJudge(model_dir or PACKAGED_FEATURES_DIR, vectors=vectors)
+
+
+register_judge("trained", _trained)

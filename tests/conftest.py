@@ -76,7 +76,7 @@ class OverlapJudge:
         return np.asarray(scores, dtype=np.float32)
 
 
-register_judge("fake-overlap", lambda model_dir: OverlapJudge())
+register_judge("fake-overlap", lambda model_dir, vectors=None: OverlapJudge())
 
 
 @pytest.fixture

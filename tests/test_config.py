@@ -68,6 +68,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_CHUNK_CHARS": "1200",
         "RAG_TOP_K": "8",
         "RAG_CANDIDATES": "40",
+        "RAG_RERANK_DEPTH": "30",
         "RAG_RETRIEVAL": "lexical",
         "RAG_MIN_EVIDENCE": "0.5",
         "RAG_SENTENCES_EMBEDDED": "20",
@@ -108,6 +109,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.chunk_chars == 1200
     assert s.top_k == 8
     assert s.candidates == 40
+    assert s.rerank_depth == 30
     assert s.retrieval == "lexical"
     assert s.min_evidence == 0.5
     assert s.sentences_embedded == 20

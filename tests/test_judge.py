@@ -48,7 +48,7 @@ def test_judge_input_puts_the_sentence_first() -> None:
 
 
 def test_registry_creates_registered_judges() -> None:
-    register_judge("fake-keyword", lambda model_dir: KeywordJudge())
+    register_judge("fake-keyword", lambda model_dir, vectors=None: KeywordJudge())
     judge = create_judge("fake-keyword")
     assert isinstance(judge, AnswerJudge)
     assert "trained" in available_judges() and "fake-keyword" in available_judges()

@@ -59,3 +59,40 @@ def test_the_shipped_model_loads_offline_and_prefers_the_sentence_that_answers()
     assert judge.score(QUESTION, []).shape == (0,)
     declined = judge.score("What is the capital of Australia?", candidates)
     assert declined.max() < judge.threshold
+
+
+@pytest.mark.integration
+def test_prepared_vectors_give_the_same_scores_without_embedding_the_sentences(
+    tmp_path: Path,
+) -> None:
+    from rag.judge import PreparingJudge
+    from rag.vectors import VectorFile
+
+    candidates = [
+        judge_input(s, title="Europe's tech ties", before="", after="") for s in SENTENCES
+    ]
+    fresh = create_judge("trained").score(QUESTION, candidates)
+    file = VectorFile(tmp_path / "vectors.sqlite")
+    writer = create_judge("trained", vectors=file)
+    assert isinstance(writer, PreparingJudge)
+    assert writer.pending({"a1": "h1"}) == ["a1"]
+    assert writer.prepare("a1", "h1", candidates) == len(SENTENCES) + 1  # each, the headline
+    assert writer.pending({"a1": "h1"}) == []
+
+    reader = create_judge("trained", vectors=file)  # a new process: nothing in memory
+    assert isinstance(reader, FeatureJudge)
+    embedder = reader.sentence_embedder()
+    stored = embedder.embedder  # type: ignore[attr-defined]  # the StoredEmbedder under the LRU
+    seen: list[str] = []
+    base = stored.embedder
+
+    class Spy:
+        model_id = base.model_id
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            seen.extend(texts)
+            return np.asarray(base.embed(texts))
+
+    stored.embedder = Spy()
+    assert np.allclose(reader.score(QUESTION, candidates), fresh, atol=0.01)
+    assert seen == [QUESTION]

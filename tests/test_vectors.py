@@ -1,0 +1,158 @@
+"""Sentence vectors stored at ingest: a content-addressed cache that answering reads first."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.embed import Vectors, create_embedder
+from rag.index import Indexer
+from rag.schema import Article
+from rag.store import ChromaStore, StoredChunk
+from rag.vectors import StoredEmbedder, VectorFile, pending, text_key
+from tests.conftest import HashEmbedder
+
+
+class CountingEmbedder(HashEmbedder):
+    """The fake embedder, recording every text it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.seen.extend(texts)
+        return super().embed(texts)
+
+
+def test_vectors_round_trip_as_float16_and_go_with_their_article(tmp_path: Path) -> None:
+    file = VectorFile(tmp_path / "vectors.sqlite")
+    vectors = HashEmbedder().embed(["one text", "another text"])
+    keys = [text_key("m", "one text"), text_key("m", "another text")]
+    file.add("a1", keys, vectors)
+    got = file.get([*keys, text_key("m", "never stored")])
+    assert set(got) == set(keys)
+    for key, vector in zip(keys, vectors, strict=True):
+        assert np.allclose(got[key], vector, atol=1e-3)
+    file.forget(["a2"])
+    assert file.count() == 2
+    file.forget(["a1"])
+    assert file.count() == 0
+
+
+def test_keys_differ_by_model_and_by_text() -> None:
+    assert text_key("m1", "text") != text_key("m2", "text")
+    assert text_key("m1", "text") != text_key("m1", "text ")
+
+
+def test_an_article_is_prepared_only_in_the_version_recorded(tmp_path: Path) -> None:
+    file = VectorFile(tmp_path / "vectors.sqlite")
+    file.mark("a1", "hash-1")
+    assert pending(file, {"a1": "hash-1", "a2": "hash-2"}) == ["a2"]
+    assert pending(file, {"a1": "hash-changed"}) == ["a1"]
+    file.forget(["a1"])
+    assert pending(file, {"a1": "hash-1"}) == ["a1"]
+
+
+def test_labels_are_stored_per_sentence(tmp_path: Path) -> None:
+    file = VectorFile(tmp_path / "vectors.sqlite")
+    key, empty = text_key("ner", "Kallas spoke on Monday."), text_key("ner", "It rained.")
+    file.add_labels("a1", {key: frozenset({"PERSON", "DATE"}), empty: frozenset()})
+    assert file.get_labels([key, empty]) == {key: {"PERSON", "DATE"}, empty: frozenset()}
+    file.forget(["a1"])
+    assert file.get_labels([key]) == {}
+
+
+def test_a_damaged_file_is_moved_aside_and_started_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "vectors.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with caplog.at_level(logging.WARNING, logger="rag.vectors"):
+        file = VectorFile(path)
+    assert file.count() == 0
+    assert "unreadable" in caplog.text
+    assert list(tmp_path.glob("vectors.sqlite.damaged-*"))
+
+
+def test_stored_embedder_embeds_only_what_is_not_stored(tmp_path: Path) -> None:
+    base = CountingEmbedder()
+    stored = StoredEmbedder(base, VectorFile(tmp_path / "vectors.sqlite"))
+    assert stored.store("a1", ["alpha beta", "gamma delta", "alpha beta"]) == 2
+    assert stored.store("a1", ["alpha beta"]) == 0
+    base.seen.clear()
+    vectors = stored.embed(["alpha beta", "a question", "gamma delta"])
+    assert base.seen == ["a question"]
+    assert np.allclose(
+        vectors, HashEmbedder().embed(["alpha beta", "a question", "gamma delta"]), atol=1e-3
+    )
+
+
+class RecordingPrep:
+    """An ArticlePrep that records what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, str] = {}
+        self.prepared: list[str] = []
+        self.forgotten: list[str] = []
+
+    def pending(self, articles: Mapping[str, str]) -> list[str]:
+        return [a for a, h in articles.items() if self.done.get(a) != h]
+
+    def prepare(self, article_id: str, content_hash: str, chunks: Sequence[StoredChunk]) -> int:
+        assert chunks and all(c.metadata["article_id"] == article_id for c in chunks)
+        self.done[article_id] = content_hash
+        self.prepared.append(article_id)
+        return len(chunks)
+
+    def forget(self, article_ids: Sequence[str]) -> None:
+        self.forgotten.extend(article_ids)
+        for a in article_ids:
+            self.done.pop(a, None)
+
+
+def _article(
+    article_id: str, text: str = "The bloc met Japan on Monday. It agreed on chips."
+) -> Article:
+    return Article(article_id=article_id, title=f"Title {article_id}", text=text)
+
+
+def _indexer(settings: Settings, prep: RecordingPrep) -> Indexer:
+    embedder = create_embedder(settings)
+    return Indexer(settings, embedder, ChromaStore.open(settings, embedder.model_id), prep)
+
+
+def test_ingest_prepares_new_and_changed_articles_once(settings: Settings) -> None:
+    prep = RecordingPrep()
+    _indexer(settings, prep).sync([_article("a1"), _article("a2")], progress=False)
+    assert sorted(prep.prepared) == ["a1", "a2"]
+    prep.prepared.clear()
+    _indexer(settings, prep).sync([_article("a1"), _article("a2")], progress=False)
+    assert prep.prepared == []  # unchanged: nothing to do
+    _indexer(settings, prep).sync(
+        [_article("a1", "A new text about Korea. It is short."), _article("a2")], progress=False
+    )
+    assert prep.forgotten[-1:] == ["a1"] and prep.prepared == ["a1"]
+
+
+def test_an_interrupted_preparation_is_completed_by_the_next_ingest(settings: Settings) -> None:
+    prep = RecordingPrep()
+    _indexer(settings, prep).sync([_article("a1"), _article("a2")], progress=False)
+    prep.done.pop("a2")  # as if the run had stopped before preparing a2
+    prep.prepared.clear()
+    _indexer(settings, prep).sync([_article("a1"), _article("a2")], progress=False)
+    assert prep.prepared == ["a2"]
+
+
+def test_removed_articles_are_forgotten(settings: Settings) -> None:
+    prep = RecordingPrep()
+    _indexer(settings, prep).sync([_article("a1"), _article("a2")], progress=False)
+    prep.forgotten.clear()
+    _indexer(settings, prep).sync([_article("a1")], prune=True, progress=False)
+    assert prep.forgotten == ["a2"]
+    _indexer(settings, prep).remove(["a1"])
+    assert prep.forgotten == ["a2", "a1"]
