@@ -503,8 +503,8 @@ def mentions(haystack: str, name: str) -> bool:
     (a surname, "Kallas" for "Kaja Kallas"), or a known alias; a nationality adjective is
     mentioned by its places ("Asian" by "Japan")."""
     lowered = name.lower()
-    places = tuple(p.lower() for p in DEMONYMS.get(lowered, ()))
-    forms = (lowered, *_ALIASES.get(lowered, ()), *places)
+    nouns = tuple(p.lower() for p in DEMONYMS.get(lowered, ()))
+    forms = (lowered, *_ALIASES.get(lowered, ()), *nouns)
     if any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", haystack) for f in forms):
         return True
     last = lowered.split()[-1]
