@@ -51,9 +51,10 @@ from rag.text import content_terms, sentence_spans, words
 from rag.vectors import VectorFile
 
 _MIN_SENTENCE_WORDS = 4
-_TYPED_CANDIDATES = 6  # sentences whose entity types are checked (spaCy costs ~2 ms each)
+_TYPED_CANDIDATES = 20  # sentences whose entity types are checked (labels stored at ingest)
 _TYPE_PENALTY = 0.6  # a sentence without the asked-for type keeps this share of its score
 _CLUE_PENALTY = 0.7  # ... and one far from a rare name of the question
+_ASKS_DATE = re.compile(r"\b(?:what|which) (?:year|date|day|month)\b", re.I)
 _ANAPHOR = re.compile(
     r"^[\W]*(?:that|this|these|those|it|he|she|they|his|her|their|its|such|but|and|so|also"
     r"|however|yet|still|there|here|then|the move|the decision|the plan)\b",
@@ -91,6 +92,7 @@ class Candidate:
     extend_before: bool = False
     extend_after: bool = False
     typed: bool = True  # carries what the question asks for (a date, a figure, a statement...)
+    clued: bool = True  # near every rare name of the question (see ``_clued``)
 
     @property
     def sentence(self) -> str:
@@ -244,6 +246,15 @@ class ExtractiveAnswerer:
         if not scored:
             return refusal()
         threshold = self.settings.judge_threshold or self._judge().threshold
+        # A figure, a year or a date asked for must be in the quote: a sentence without one
+        # does not answer, however well it scores. (Not for every "when": "during the Roman
+        # Empire" answers one.)
+        strict = request.analysis.wh == "how_many" or bool(
+            _ASKS_DATE.search(request.analysis.question)
+        )
+        scored = [c for c in scored if c.typed or not strict]
+        if not scored:
+            return refusal()
         lead = scored[0]
         floor = max(threshold, lead.score * self.settings.answer_extra_ratio)
         if lead.score < threshold:
@@ -358,7 +369,7 @@ class ExtractiveAnswerer:
             near = f"{c.passage.title}\n{c.neighbour(c.before)}\n{c.sentence}\n"
             near = (near + c.neighbour(c.after)).lower()
             if not all(mentions(near, name) for name in clues):
-                c = replace(c, score=c.score * _CLUE_PENALTY)
+                c = replace(c, score=c.score * _CLUE_PENALTY, clued=False)
             out.append(c)
         return out
 

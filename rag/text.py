@@ -58,12 +58,18 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     Line breaks always end a sentence (article text keeps one paragraph or list item per line
     block); a full stop after a known abbreviation or a single capital (an initial) does not.
     """
-    end = len(text) if end is None else end
+    return list(_sentence_spans(text, start, len(text) if end is None else end))
+
+
+# Answering splits and tokenises the same passages and sentences several times per question
+# (candidates, their neighbours, the judge's features), and again for related questions.
+@lru_cache(maxsize=16384)
+def _sentence_spans(text: str, start: int, end: int) -> tuple[tuple[int, int], ...]:
     spans: list[tuple[int, int]] = []
     for para_start, para_end in _stripped_span(text, start, end):
         for block_start, block_end in _blocks(text, para_start, para_end):
             spans.extend(_split_block(text, block_start, block_end))
-    return spans
+    return tuple(spans)
 
 
 def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -119,4 +125,9 @@ def stem(word: str) -> str:
 
 def content_terms(text: str) -> list[str]:
     """Stemmed non-stopword tokens: what two texts must share to be about the same thing."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return list(_content_terms(text))
+
+
+@lru_cache(maxsize=65536)
+def _content_terms(text: str) -> tuple[str, ...]:
+    return tuple(stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))

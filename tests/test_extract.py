@@ -147,6 +147,17 @@ def test_nationality_adjectives_do_not_force_a_refusal() -> None:
     assert not draft.refused and "Japan" in draft.text
 
 
+def test_a_figure_asked_for_must_be_in_the_quote() -> None:
+    # The words match well, but no sentence holds an amount: quoting one would not answer.
+    draft = ask("How many partners is Europe ready to collaborate more closely with?", "eu")
+    assert draft.refused and not draft.citations
+    assert not ask("How many countries are in the bloc?", "eu").refused  # "27-country bloc"
+
+
+def test_a_year_asked_for_must_be_in_the_quote() -> None:
+    assert ask("In what year did Brussels reinforce relationships with India?", "eu").refused
+
+
 def test_nothing_close_enough_is_a_refusal() -> None:
     assert ask("What recipe is best for sourdough bread?").refused
 
