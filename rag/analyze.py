@@ -142,7 +142,8 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "compare",
         re.compile(
             r"^\W*compare\b"
-            r"|\bhow (?:did|do|does) (?P<a>.+?) and (?P<b>.+?) (?:cover|report|describe)",
+            r"|\bhow (?:did|do|does) (?P<a>.+?) and (?P<b>.+?) (?:cover|report|describe)"
+            r"|\bhow (?:did|do|does) (?P<c>\S+?) and (?P<d>\S+?) .*\bdiffer\b",
             re.I,
         ),
     ),
@@ -216,7 +217,8 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 # Words of an intent question that are not its topic ("Summarise the article about X" -> X).
 _FRAME_WORDS = frozenset(
     """summarise summarize summary sum up recap gist tldr compare comparison cover covered
-    covering coverage report reported reporting describe described article articles story
+    covering coverage report reported reporting describe described differ differed differs
+    article articles story
     stories piece pieces post posts report reports item items column archive archives news
     latest newest recent most last list show find give me tell know known happened happening
     went say said says have has had do does did you we us our any all anything everything
@@ -413,8 +415,9 @@ def _intent(question: str) -> tuple[str, str, tuple[str, ...]]:
 
 def _compared(question: str, match: re.Match[str]) -> tuple[str, ...]:
     groups = match.groupdict()
-    if groups.get("a") and groups.get("b"):
-        return (groups["a"].strip(), groups["b"].strip())
+    for a, b in (("a", "b"), ("c", "d")):
+        if groups.get(a) and groups.get(b):
+            return (_outlet(groups[a]), _outlet(groups[b]))
     # "Compare how CNN and ABC covered X", "Compare the BBC and CNN coverage of X"
     sides = re.search(
         r"(?i:compare)(?: (?i:how|the))? (?P<a>[\w.’'-]+(?: [A-Z][\w.’'-]*)*)"
@@ -423,7 +426,12 @@ def _compared(question: str, match: re.Match[str]) -> tuple[str, ...]:
     )
     if not sides:
         return ()
-    return (sides.group("a").strip(), sides.group("b").strip())
+    return (_outlet(sides.group("a")), _outlet(sides.group("b")))
+
+
+def _outlet(side: str) -> str:
+    """An outlet as a comparison names it, without a possessive ("CNN's" -> "CNN")."""
+    return re.sub(r"(?:'s|’s|'|’)$", "", side.strip())
 
 
 def topic_of(question: str, drop: Iterable[str] = ()) -> str:
@@ -433,7 +441,7 @@ def topic_of(question: str, drop: Iterable[str] = ()) -> str:
     kept = [
         token
         for token in re.findall(r"[\w’'.-]+", question)
-        if (w := token.lower().strip(".’'")) and w not in _FRAME_WORDS and w not in dropped
+        if (w := _outlet(token.lower()).strip(".’'")) and w not in _FRAME_WORDS and w not in dropped
     ]
     return " ".join(kept).strip(" .")
 

@@ -37,6 +37,17 @@ def test_a_comparison_names_both_outlets() -> None:
     assert ANALYZER.analyze("How did CNN and ABC cover the vote?").outlets == ("CNN", "ABC")
 
 
+def test_possessive_outlets_and_differ_are_comparisons_too() -> None:
+    differ = ANALYZER.analyze("How did CNN's and ABC's obituaries of Chuck Berry differ?")
+    assert (differ.intent, differ.outlets, differ.topic) == (
+        "compare",
+        ("CNN", "ABC"),
+        "obituaries Chuck Berry",
+    )
+    reports = ANALYZER.analyze("Compare CNN's and ABC's reports on the Orly shooting")
+    assert (reports.outlets, reports.topic) == (("CNN", "ABC"), "Orly shooting")
+
+
 @pytest.mark.parametrize(
     ("question", "wh", "label"),
     [
