@@ -54,6 +54,7 @@ _MIN_SENTENCE_WORDS = 4
 _TYPED_CANDIDATES = 20  # sentences whose entity types are checked (labels stored at ingest)
 _TYPE_PENALTY = 0.6  # a sentence without the asked-for type keeps this share of its score
 _CLUE_PENALTY = 0.7  # ... and one far from a rare name of the question
+_FIGURE_LABELS = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME"})
 _ASKS_DATE = re.compile(r"\b(?:what|which) (?:year|date|day|month)\b", re.I)
 _ANAPHOR = re.compile(
     r"^[\W]*(?:that|this|these|those|it|he|she|they|his|her|their|its|such|but|and|so|also"
@@ -252,7 +253,8 @@ class ExtractiveAnswerer:
         strict = request.analysis.wh == "how_many" or bool(
             _ASKS_DATE.search(request.analysis.question)
         )
-        scored = [c for c in scored if c.typed or not strict]
+        if strict:
+            scored = [c for c in scored if c.typed or self._carries_figure(c)]
         if not scored:
             return refusal()
         lead = scored[0]
@@ -334,6 +336,15 @@ class ExtractiveAnswerer:
         if following and _has_type(following, next_labels, analysis):
             return replace(candidate, extend_after=True)
         return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
+
+    def _carries_figure(self, candidate: Candidate) -> bool:
+        """Whether the quote holds any figure or date at all, spelled out included ("three
+        people", "forty-eight hours"): too weak to rank by (a sentence about "two parties"
+        does not give a vote count), enough not to refuse a sentence that may answer."""
+        sentence, following = candidate.sentence, candidate.neighbour(candidate.after)
+        labels, next_labels = self.analyzer.entity_labels([sentence, following or "."])
+        found = labels | (next_labels if candidate.extend_after else frozenset())
+        return bool(found & _FIGURE_LABELS)
 
     @staticmethod
     def _with_context(candidate: Candidate, analysis: QuestionAnalysis) -> Candidate:
