@@ -390,8 +390,10 @@ ones under it. End-to-end figures (retrieval over the whole index) are in the cl
 ## Rebuild
 `make train` (`python -m train.features --out rag/models/judge --seed {config["seed"]}`):
 {config["train_seconds"]:.0f} s on 2 CPU cores for this build{
-        " (its features read from --cache)" if config.get("features_cached") else ""
-    }; about 110 s without a feature cache, most of it embedding the questions and sentences.
+        " (its features read from --cache)"
+        if config.get("features_cached")
+        else ", most of it embedding the questions and sentences (--cache DIR keeps the features)"
+    }.
 
 ## Limits
 - Answerability is the weak part: SQuAD 2.0's unanswerable questions are written to look
