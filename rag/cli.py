@@ -168,9 +168,10 @@ def _parser() -> argparse.ArgumentParser:
         "--compare",
         nargs="?",
         const="retrieval",
-        choices=["retrieval", "answerers"],
-        help="run dense, lexical and hybrid retrieval (default), or the extractive and the"
-        " heuristic answerer, and print metrics side by side",
+        choices=["retrieval", "answerers", "rerank"],
+        help="run dense, lexical and hybrid retrieval (default), the extractive and the"
+        " heuristic answerer, or fused passages with and without the judge's reranking, and"
+        " print metrics side by side",
     )
     evaluate.set_defaults(run=_eval)
 
@@ -272,6 +273,18 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
                 )
             compare[name] = evaluate.run_eval(other, questions, settings.retrieval)
         report = compare[settings.answerer]
+    elif args.compare == "rerank":
+        from rag.assistant import Assistant
+
+        fused = Assistant(
+            settings.replace(rerank_depth=0),
+            assistant.embedder,
+            assistant.store,
+            judge=assistant.judge(),
+            analyzer=assistant.analyzer,
+        )
+        compare["fused"] = evaluate.run_eval(fused, questions, settings.retrieval)
+        compare["reranked"] = report = evaluate.run_eval(assistant, questions, settings.retrieval)
     else:
         report = evaluate.run_eval(assistant, questions, settings.retrieval)
     print(evaluate.format_table(report))

@@ -448,3 +448,21 @@ def test_the_shipped_questions_run_on_the_real_model(real_settings: Settings) ->
     data = report.to_dict()
     assert set(data["metrics"]) == ALL_KEYS
     assert data["metrics"]["questions"] == len(data["questions"]) >= 40
+
+
+def test_compare_rerank_runs_fused_and_reranked_side_by_side(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    report_json = tmp_path / "r.json"
+    code = main(
+        ["eval", "--questions", str(env), "--compare", "rerank", "--report-json", str(report_json)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.startswith("metric"))
+    assert header.split() == ["metric", "fused", "reranked"]
+    assert set(json.loads(report_json.read_text(encoding="utf-8"))["compare"]) == {
+        "fused",
+        "reranked",
+    }
