@@ -108,7 +108,9 @@ def features(
     overlaps = []
     for sentence, context in zip(sentences, contexts, strict=True):
         terms = set(content_terms(sentence))
-        window_terms = terms | set(content_terms(context))
+        # The context's terms, piece by piece: each piece (headline, neighbour) recurs across
+        # candidates and questions, so its terms come from content_terms' cache.
+        window_terms = terms.union(*(content_terms(p) for p in window_parts("", context)[1:]))
         overlaps.append(
             (
                 len(asked & terms) / len(asked) if asked else 0.0,
