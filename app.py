@@ -74,6 +74,8 @@ _MONTHS = (
 )  # fmt: skip
 # Inline Markdown (and HTML) syntax that article text must not trigger anywhere in a line.
 _INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|www)([:.])")
+_ESCAPED_MARKER = re.compile(r"\\\[(\d{1,3})\\\](?![(\[:])")
 # Block syntax that only matters at the start of a line: lists, headings' cousins, rules.
 _LINE_START_SPECIAL = re.compile(r"^(\s*)([-+=]|\d+(?=[.)]))")
 
@@ -98,6 +100,9 @@ def escape_markdown(text: str) -> str:
     ``+``, ``=``) is escaped too, so a quoted line cannot turn into a list or a heading rule.
     """
     escaped = _INLINE_SPECIAL.sub(r"\\\1", text)
+    # GFM turns a bare "http://..." or "www...." into a link (and then shows the escapes
+    # inside it as typed); an escaped ":" or "." keeps it text.
+    escaped = _AUTOLINK.sub(r"\1\\\2", escaped)
     lines = []
     for line in escaped.split("\n"):
         match = _LINE_START_SPECIAL.match(line)
@@ -110,6 +115,13 @@ def escape_markdown(text: str) -> str:
                 line = line[: match.start(2)] + "\\" + line[match.start(2) :]
         lines.append(line)
     return "\n".join(lines)
+
+
+def escape_answer(text: str) -> str:
+    """An answer's text escaped like article text (``escape_markdown``), with its own ``[n]``
+    citation markers left readable as they are: a marker followed by ``(``, ``[`` or ``:``
+    stays escaped, since unescaped it could become a link or a link definition."""
+    return _ESCAPED_MARKER.sub(r"[\1]", escape_markdown(text))
 
 
 def _safe_url(url: str) -> str | None:
@@ -170,10 +182,12 @@ def render_answer(answer: Answer) -> str:
     """The final chat message for ``answer``, as Markdown.
 
     A refusal shows the assistant's own text under a distinct prefix and no sources. The
-    answer text itself is the assistant's (its ``[n]`` markers included) and is not escaped.
-    Notices follow the text as italic lines.
+    answer text is escaped like everything else: its quotes are article text, which may hold
+    markup (``<img src=...>`` would make every reader's browser fetch that address), and
+    every string shown must read exactly as quoted. Its ``[n]`` markers read the same
+    escaped. Notices follow the text as italic lines.
     """
-    text = answer.answer.strip()
+    text = escape_answer(answer.answer.strip())
     notes = render_notices(answer.notices)
     if notes:
         text = f"{text}\n\n{notes}"
@@ -244,7 +258,7 @@ def build_app(
             for event in assistant.stream(question, previous_questions(history)):
                 if isinstance(event, AnswerDelta):
                     streamed += event.text
-                    yield streamed
+                    yield escape_answer(streamed)  # quotes and model text: never markup
                 elif isinstance(event, Answer):
                     yield render_answer(event)
                     return

@@ -295,6 +295,18 @@ def test_render_answer_escapes_quotes_and_formats_sources() -> None:
     assert "2025.\n\n**[2]**" in rendered
 
 
+def test_article_markup_in_the_answer_text_is_shown_as_text() -> None:
+    quote = 'The wall <img src="http://127.0.0.1:9/p.png"> costs <b>4m</b> <script>x()</script>.'
+    rendered = app.render_answer(make_answer("q", f"{quote} [1]", [PARTNERS]))
+    text = rendered.split("\n\n#### Sources", 1)[0]
+    assert text == (
+        'The wall \\<img src="http\\://127.0.0.1:9/p.png"\\> costs \\<b\\>4m\\</b\\>'
+        " \\<script\\>x()\\</script\\>. [1]"
+    )
+    # A marker the article text dresses as a link stays escaped.
+    assert app.escape_answer("[1](http://x) [2]") == "\\[1\\](http\\://x) [2]"
+
+
 def test_refusal_rendering_keeps_the_assistants_text() -> None:
     rendered = app.render_answer(make_answer("q", "The articles do not mention this."))
     assert rendered == f"{app.REFUSAL_PREFIX}\n\nThe articles do not mention this."
@@ -308,6 +320,7 @@ def test_refusal_rendering_keeps_the_assistants_text() -> None:
         ("- item\n1. first\n+ plus", "\\- item\n1\\. first\n\\+ plus"),
         ("<script>x</script> & [l](u)", r"\<script\>x\</script\> \& \[l\](u)"),
         ("plain words, 5.2% and C:\\path", "plain words, 5.2% and C:\\\\path"),
+        ("at https://x.org or www.x.org", "at https\\://x.org or www\\.x.org"),
     ],
 )
 def test_escape_markdown(text: str, expected: str) -> None:
