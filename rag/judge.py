@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from rag.embed import cpu_session
 from rag.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -230,20 +231,14 @@ class OnnxJudge:
         with self._load_lock:
             if self._session is None:
                 try:
-                    import onnxruntime as ort
+                    import onnxruntime  # noqa: F401  (a clear error when it is missing)
                 except ImportError as e:
                     raise ProviderError(
                         f"the trained answer judge needs onnxruntime and tokenizers: {e}"
                     ) from e
                 try:
                     tokenizer = _tokenizer_for_pairs(self._dir / "tokenizer.json")
-                    options = ort.SessionOptions()
-                    options.intra_op_num_threads = self._threads
-                    options.inter_op_num_threads = 1
-                    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    session = ort.InferenceSession(
-                        str(self._dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
-                    )
+                    session = cpu_session(self._dir / "model.onnx", self._threads)
                 except Exception as e:  # onnxruntime and tokenizers raise their own types
                     message = " ".join(str(e).split())
                     raise ProviderError(

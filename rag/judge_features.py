@@ -110,7 +110,7 @@ def features(
         terms = set(content_terms(sentence))
         # The context's terms, piece by piece: each piece (headline, neighbour) recurs across
         # candidates and questions, so its terms come from content_terms' cache.
-        window_terms = terms.union(*(content_terms(p) for p in window_parts("", context)[1:]))
+        window_terms = terms.union(*(content_terms(p) for p in context_pieces(context)))
         overlaps.append(
             (
                 len(asked & terms) / len(asked) if asked else 0.0,
@@ -196,8 +196,13 @@ def window_parts(sentence: str, context: str) -> list[str]:
     Each is a sentence the article already has (or its headline), so ingest can store them
     all with one short embedding each, instead of one long embedding per window.
     """
+    return [sentence, *context_pieces(context)]
+
+
+def context_pieces(context: str) -> list[str]:
+    """A candidate's context cut into its headline and neighbouring sentences."""
     pieces = [context[a:b] for a, b in sentence_spans(context)] if context else []
-    return [sentence, *(p for p in pieces if p.strip())]
+    return [p for p in pieces if p.strip()]
 
 
 def window_vectors(
@@ -266,20 +271,12 @@ class FeatureJudge:
     def _loaded(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None:
-                import onnxruntime
-
                 from rag.config import Settings
-                from rag.embed import CachedEmbedder, create_embedder
+                from rag.embed import CachedEmbedder, cpu_session, create_embedder
 
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = self._threads
-                options.inter_op_num_threads = 1
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 try:
                     self._session = tuple(
-                        onnxruntime.InferenceSession(
-                            str(self._dir / name), options, providers=["CPUExecutionProvider"]
-                        )
+                        cpu_session(self._dir / name, self._threads)
                         for name in ("model.onnx", "answerable.onnx")
                     )
                 except Exception as e:  # onnxruntime raises its own types for a bad file

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,19 +106,23 @@ class VectorFile:
         with self._lock:
             self._db.close()
 
-    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        """The stored vectors (float32) of those ``keys`` that have one."""
-        found: dict[bytes, np.ndarray] = {}
+    def _select(self, table: str, column: str, keys: Sequence[bytes]) -> list[tuple[bytes, Any]]:
+        """``(key, column)`` of the rows of ``table`` among ``keys``, in batches."""
+        rows: list[tuple[bytes, Any]] = []
         with self._lock:
             for start in range(0, len(keys), _QUERY_BATCH):
                 batch = list(keys[start : start + _QUERY_BATCH])
                 marks = ",".join("?" * len(batch))
-                rows = self._db.execute(
-                    f"SELECT key, vector FROM vectors WHERE key IN ({marks})", batch
-                ).fetchall()
-                for key, blob in rows:
-                    found[key] = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
-        return found
+                sql = f"SELECT key, {column} FROM {table} WHERE key IN ({marks})"
+                rows.extend(self._db.execute(sql, batch).fetchall())
+        return rows
+
+    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """The stored vectors (float32) of those ``keys`` that have one."""
+        return {
+            key: np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+            for key, blob in self._select("vectors", "vector", keys)
+        }
 
     def add(self, article_id: str, keys: Sequence[bytes], vectors: Vectors) -> None:
         rows = [
@@ -131,17 +136,9 @@ class VectorFile:
 
     def get_labels(self, keys: Sequence[bytes]) -> dict[bytes, frozenset[str]]:
         """The stored entity labels of those ``keys`` (sentence keys) that have them."""
-        found: dict[bytes, frozenset[str]] = {}
-        with self._lock:
-            for start in range(0, len(keys), _QUERY_BATCH):
-                batch = list(keys[start : start + _QUERY_BATCH])
-                marks = ",".join("?" * len(batch))
-                rows = self._db.execute(
-                    f"SELECT key, labels FROM labels WHERE key IN ({marks})", batch
-                ).fetchall()
-                for key, labels in rows:
-                    found[key] = frozenset(labels.split()) if labels else frozenset()
-        return found
+        return {
+            key: frozenset(labels.split()) for key, labels in self._select("labels", "labels", keys)
+        }
 
     def add_labels(self, article_id: str, labels: Mapping[bytes, frozenset[str]]) -> None:
         rows = [(key, article_id, " ".join(sorted(value))) for key, value in labels.items()]

@@ -9,10 +9,9 @@ zero requests to the pixel server. Every wait is bounded.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,12 @@ from rag.api import create_app
 from rag.assistant import Assistant
 from rag.config import Settings
 from tests.test_api import serve
-from tests.test_embed_browser import CHROMIUM, WAIT_MS, browser  # noqa: F401  (fixture)
+from tests.test_embed_browser import (  # noqa: F401  (browser: the fixture)
+    CHROMIUM,
+    WAIT_MS,
+    browser,
+    local_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -48,17 +52,8 @@ def pixel_server() -> Iterator[tuple[str, list[str]]]:
             self.end_headers()
             self.wfile.write(gif)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with local_server(Handler) as url:
+        yield url, hits
 
 
 def test_quoted_markup_is_shown_as_text_and_makes_no_request(

@@ -7,30 +7,17 @@ import pytest
 from rag.config import Settings
 from rag.errors import SettingsError
 from rag.rerank import rerank
-from rag.schema import Passage
 from tests.conftest import OverlapJudge
-
-
-def passage(chunk_id: str, text: str, score: float) -> Passage:
-    return Passage(
-        chunk_id=chunk_id,
-        article_id=chunk_id,
-        text=text,
-        title=f"Title {chunk_id}",
-        author="",
-        date="2025-06-05",
-        publisher="",
-        url="",
-        start=0,
-        end=len(text),
-        score=score,
-    )
-
+from tests.test_cite import passage
 
 FUSED = [
-    passage("topic", "The European Union talks about technology all the time these days.", 0.9),
-    passage("other", "Brussels hosted a summit about digital rules and many other things.", 0.8),
-    passage("answer", "The strategy was published by the Commission on June 5 in Brussels.", 0.7),
+    passage("topic", "The European Union talks about technology all the time these days.", "topic"),
+    passage(
+        "other", "Brussels hosted a summit about digital rules and many other things.", "other"
+    ),
+    passage(
+        "answer", "The strategy was published by the Commission on June 5 in Brussels.", "answer"
+    ),
 ]
 
 
