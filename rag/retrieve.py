@@ -1,7 +1,7 @@
-"""Hybrid retrieval: dense search in Chroma plus BM25, fused by reciprocal rank.
+"""Hybrid retrieval: dense search in Chroma plus BM25, fused (``rag.fuse``).
 
-``HybridRetriever.search`` returns ``Passage`` objects ranked by reciprocal rank fusion of the
-two lists (or one list, in ``dense``/``lexical`` mode), each with the query's cosine similarity
+``HybridRetriever.search`` returns ``Passage`` objects ranked by the fusion of the two lists
+(or one list, in ``dense``/``lexical`` mode), each with the query's cosine similarity
 to it (the evidence strength the answerer uses to decide whether to answer at all).
 ``as_langchain_retriever`` wraps it as a LangChain ``BaseRetriever``. This module does not
 choose answer sentences or decide to refuse.
@@ -19,6 +19,7 @@ import numpy as np
 from rag.config import Settings
 from rag.embed import Embedder
 from rag.errors import RagError
+from rag.fuse import FusionParams, fused_scores
 from rag.index import date_as_int
 from rag.lexical import LexicalIndex
 from rag.schema import Passage
@@ -109,6 +110,7 @@ class HybridRetriever:
         self.embedder = embedder
         self.store = store
         self.lexical = lexical
+        self.fusion = fusion_params(settings)
 
     def search(
         self,
@@ -153,24 +155,34 @@ class HybridRetriever:
         vector: np.ndarray,
         k: int,
     ) -> list[Passage]:
-        rrf = self.settings.rrf_k
-        fused: dict[str, float] = {}
-        chunks: dict[str, StoredChunk] = {}
-        for ranking in (dense, lexical):
-            for rank, (chunk, _) in enumerate(ranking):
-                fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + 1.0 / (rrf + rank + 1)
-                chunks[chunk.chunk_id] = chunk
-        top = sorted(fused, key=lambda cid: fused[cid], reverse=True)[:k]
+        chunks = {chunk.chunk_id: chunk for chunk, _ in (*dense, *lexical)}
+        fused = fused_scores(_ranked(dense), _ranked(lexical), self.fusion)[:k]
         similarity = {chunk.chunk_id: score for chunk, score in dense}
         bm25 = {chunk.chunk_id: score for chunk, score in lexical}
         # Lexical-only hits still need their cosine similarity: it is the evidence strength.
-        missing = [cid for cid in top if cid not in similarity]
+        missing = [cid for cid, _ in fused if cid not in similarity]
         for cid, stored_vector in self.store.get_vectors(missing).items():
             similarity[cid] = float(np.dot(stored_vector, vector))
         return [
-            passage_from_chunk(chunks[cid], fused[cid], similarity.get(cid), bm25.get(cid))
-            for cid in top
+            passage_from_chunk(chunks[cid], score, similarity.get(cid), bm25.get(cid))
+            for cid, score in fused
         ]
+
+
+def fusion_params(settings: Settings) -> FusionParams:
+    """The fusion ``settings`` ask for (``fusion``, ``dense_weight``, ``rrf_k``, ``candidates``)."""
+    scores = settings.fusion == "scores"
+    return FusionParams(
+        method=settings.fusion,
+        rrf_k=settings.rrf_k,
+        dense_weight=settings.dense_weight if scores else 1.0,
+        lexical_weight=1.0 - settings.dense_weight if scores else 1.0,
+        depth=settings.candidates,
+    )
+
+
+def _ranked(hits: list[tuple[StoredChunk, float]]) -> list[tuple[str, str, float]]:
+    return [(c.chunk_id, str(c.metadata.get("article_id", "")), s) for c, s in hits]
 
 
 def passage_from_chunk(

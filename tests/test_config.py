@@ -69,6 +69,8 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_TOP_K": "8",
         "RAG_CANDIDATES": "40",
         "RAG_RERANK_DEPTH": "30",
+        "RAG_FUSION": "rrf",
+        "RAG_DENSE_WEIGHT": "0.5",
         "RAG_RETRIEVAL": "lexical",
         "RAG_MIN_EVIDENCE": "0.5",
         "RAG_SENTENCES_EMBEDDED": "20",
@@ -110,6 +112,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.top_k == 8
     assert s.candidates == 40
     assert s.rerank_depth == 30
+    assert (s.fusion, s.dense_weight) == ("rrf", 0.5)
     assert s.retrieval == "lexical"
     assert s.min_evidence == 0.5
     assert s.sentences_embedded == 20

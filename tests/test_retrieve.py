@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rag.assistant import Assistant
@@ -68,11 +70,24 @@ def test_lexical_only_hits_still_get_their_cosine_similarity(retriever: HybridRe
         assert passage.dense_score is not None
 
 
-def test_ranks_are_fused_by_reciprocal_rank(retriever: HybridRetriever) -> None:
+def test_scores_are_fused_as_a_weighted_mix_of_normalised_scores(
+    retriever: HybridRetriever,
+) -> None:
     passages = retriever.search("India South Korea Japan", k=3).passages
     scores = [p.score for p in passages]
     assert scores == sorted(scores, reverse=True)
-    assert scores[0] <= 2 / (retriever.settings.rrf_k + 1)
+    assert scores[-1] >= 0.0 and scores[0] <= 1.0  # dense_weight + BM25's share
+
+
+def test_reciprocal_rank_fusion_is_a_setting(
+    settings: Settings, retriever: HybridRetriever
+) -> None:
+    rrf = HybridRetriever(
+        replace(settings, fusion="rrf"), retriever.embedder, retriever.store, retriever.lexical
+    )
+    scores = [p.score for p in rrf.search("India South Korea Japan", k=3).passages]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] <= 2 / (settings.rrf_k + 1)
 
 
 @pytest.mark.parametrize(
