@@ -1,10 +1,20 @@
 """Bring the index in line with a set of articles: chunk, embed what is new, store, derive BM25.
 
-Incremental by content: an article whose content hash is already stored is not even chunked;
-a changed article gets only its new chunks embedded, its stale chunks deleted and its kept
-chunks' metadata refreshed; with ``prune=True`` articles that were not given are removed
-(except those whose file was given but could not be read, so a bad file loses nothing), and
-``remove`` deletes articles by id.
+Incremental by content: an article is left alone when its commit record (``rag.store``) names
+its content hash and exactly that many chunks of that hash are stored; a new, changed or
+incomplete one (an earlier run was killed, or the disk filled up) gets only its missing chunks
+embedded, its stray chunks deleted and its kept chunks' metadata refreshed, and is committed
+last. An article stored before commit records existed is not re-embedded: when its chunks carry
+its hash and cover its text, its record is written from them. With ``prune=True`` articles that
+were not given are removed, except those whose file was given but could not be read (so a bad
+file loses nothing); ``remove`` deletes articles by id.
+
+Readers never see part of an article: the store shows only each article's committed version
+(the rule is ``rag.store``'s), and the order of writes below keeps that version complete, or
+hides the article, at every point where a run can stop. The store's ``index_version`` changes
+before the first write and after the last, so the lexical index (a snapshot of what the store
+shows) is rebuilt after any run that wrote, even one that was stopped; and a run with nothing
+to write still rebuilds a lexical index that does not hold exactly what the store shows.
 Only one process may write an index at a time: a second writer gets ``IndexLockedError``
 instead of silently corrupting records. This module does not read files or answer questions.
 """
@@ -27,7 +37,7 @@ from rag.embed import Embedder
 from rag.errors import IndexLockedError
 from rag.lexical import LexicalIndex
 from rag.schema import Article, Chunk
-from rag.store import ChromaStore, Metadata, StoredChunk
+from rag.store import ChromaStore, CommitRecord, Metadata, StoredChunk, is_shown
 
 _EMBED_BATCH = 256  # chunks embedded and written per step: bounds memory, keeps progress live
 
@@ -150,74 +160,182 @@ class Indexer:
         never pruned.
         """
         with writer_lock(self.settings):
-            return self._sync(articles, prune, set(keep_sources), progress)
+            return self._sync(articles, prune, keep_sources, progress)
 
     def _sync(
-        self, articles: Sequence[Article], prune: bool, keep_sources: set[str], progress: bool
+        self,
+        articles: Sequence[Article],
+        prune: bool,
+        keep_sources: Sequence[str],
+        progress: bool,
     ) -> IngestReport:
-        stored = self.store.chunks_by_article()
-        to_embed: list[Chunk] = []
-        to_update: list[Chunk] = []
-        to_delete: list[str] = []
+        stored = self.store.chunks_by_article(include_uncommitted=True)
+        records = self.store.commit_records()
+        writes: list[_ArticleWrite] = []
+        backfill: list[CommitRecord] = []
         added = updated = unchanged = 0
         replaced: list[str] = []
         for article in articles:
             existing = stored.get(article.article_id, {})
-            hashes = {str(m.get("article_hash")) for m in existing.values()}
-            if existing and hashes == {article.content_hash}:
+            record = records.get(article.article_id)
+            if record is not None and _is_complete(record, article.content_hash, existing):
                 unchanged += 1
                 continue
-            chunks = [
-                replace(c, metadata=chunk_metadata(article, c))
-                for c in chunk_article(
-                    article, self.settings.chunk_chars, self.settings.chunk_overlap_sentences
+            if record is None and _covers(article, existing):
+                # Stored whole before commit records existed: record it, embed nothing.
+                backfill.append(
+                    CommitRecord(article.article_id, article.content_hash, len(existing))
                 )
-            ]
-            new_ids = {c.chunk_id for c in chunks}
-            to_embed.extend(c for c in chunks if c.chunk_id not in existing)
-            to_update.extend(c for c in chunks if c.chunk_id in existing)
-            to_delete.extend(cid for cid in existing if cid not in new_ids)
-            added, updated = (added + 1, updated) if not existing else (added, updated + 1)
+                unchanged += 1
+                continue
+            writes.append(self._plan(article, existing, record))
+            if _was_shown(existing, record):
+                updated += 1
+            else:
+                added += 1
             if existing:
                 replaced.append(article.article_id)
 
-        removed = 0
+        doomed: dict[str, list[str]] = {}  # article id -> its chunk ids, for prune
+        orphans: list[str] = []  # records without chunks: an interrupted write or removal
         if prune:
             given = {a.article_id for a in articles}
             for article_id, chunk_metas in stored.items():
                 sources = {str(m.get("source", "")) for m in chunk_metas.values()}
-                if article_id not in given and not sources & keep_sources:
-                    to_delete.extend(chunk_metas)
-                    replaced.append(article_id)
-                    removed += 1
+                if article_id not in given and not sources & set(keep_sources):
+                    doomed[article_id] = list(chunk_metas)
+            orphans = [a for a in records if a not in stored and a not in given]
+        replaced.extend(doomed)
 
-        self._embed_and_add(to_embed, progress)
-        self.store.update_metadata(to_update)
-        self.store.delete(to_delete)
-        changed = bool(to_embed or to_update or to_delete)
+        changed = bool(writes or doomed)
+        # First write: the pins, so that nothing written next is shown before it commits; the
+        # doomed articles hidden; the records of complete older articles.
+        self.store.write_commit_records(
+            [
+                *(w.pin for w in writes),
+                *(CommitRecord(article_id, "", 0) for article_id in doomed),
+                *backfill,
+            ]
+        )
+        if changed:
+            self.store.bump_version()  # an interrupted run still leaves the version changed
+        embedded = self._write(writes, progress)
+        self.store.delete([chunk_id for chunk_ids in doomed.values() for chunk_id in chunk_ids])
+        self.store.delete_commit_records([*doomed, *orphans])
         if changed:
             self.store.bump_version()
         # Rebuilds only when the store moved on (or the files are missing): a no-op re-ingest
         # costs a version check.
         lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+        if not changed and _lexical_view(lexical) != _shown_view(stored, records):
+            # Saved by a reader while a run that was then stopped was writing: that run's
+            # versions bump came first, so the index looks current. Make it rebuild.
+            self.store.bump_version()
+            lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
         self._prepare(lexical, replaced, progress)
         return IngestReport(
             articles_added=added,
             articles_updated=updated,
             articles_unchanged=unchanged,
-            articles_removed=removed,
-            chunks_embedded=len(to_embed),
-            chunks_deleted=len(to_delete),
+            articles_removed=len(doomed),
+            chunks_embedded=embedded,
+            chunks_deleted=sum(len(w.stray) for w in writes)
+            + sum(len(chunk_ids) for chunk_ids in doomed.values()),
             total_chunks=self.store.count(),
         )
+
+    def _plan(
+        self, article: Article, existing: Mapping[str, Metadata], record: CommitRecord | None
+    ) -> _ArticleWrite:
+        chunks = [
+            replace(c, metadata=chunk_metadata(article, c))
+            for c in chunk_article(
+                article, self.settings.chunk_chars, self.settings.chunk_overlap_sentences
+            )
+        ]
+        new_ids = {c.chunk_id for c in chunks}
+        new = [c for c in chunks if c.chunk_id not in existing]
+        # Only kept chunks whose metadata differs are written (a repair rewrites none).
+        kept = [
+            c for c in chunks if c.chunk_id in existing and dict(existing[c.chunk_id]) != c.metadata
+        ]
+        stray = [chunk_id for chunk_id in existing if chunk_id not in new_ids]
+        if record is not None:
+            shown, count = record.article_hash, record.chunks
+        else:  # stored before records: readers see all of its chunks, of a single version
+            hashes = {str(m.get("article_hash", "")) for m in existing.values()}
+            shown, count = (hashes.pop(), len(existing)) if len(hashes) == 1 else ("", 0)
+        if shown == article.content_hash and (new or kept):
+            # The chunks about to be written carry the hash readers are shown: hide the
+            # article until they are all there.
+            shown, count = "", 0
+        pin = CommitRecord(article.article_id, shown, count, pending=article.content_hash)
+        return _ArticleWrite(article, len(chunks), tuple(new), tuple(kept), tuple(stray), pin)
+
+    def _write(self, writes: Sequence[_ArticleWrite], progress: bool) -> int:
+        """Embed and add the new chunks, batch by batch, committing each article as soon as
+        all of its chunks are stored; returns the number of chunks embedded."""
+        self._commit([w for w in writes if not w.new])
+        waiting = {w.article.article_id: len(w.new) for w in writes if w.new}
+        by_id = {w.article.article_id: w for w in writes}
+        chunks = [c for w in writes for c in w.new]
+        if not chunks:
+            return 0
+        with tqdm(total=len(chunks), desc="Embedding", unit="chunk", disable=not progress) as bar:
+            for start in range(0, len(chunks), _EMBED_BATCH):
+                batch = chunks[start : start + _EMBED_BATCH]
+                texts = [embedding_text(c, str(c.metadata.get("title", ""))) for c in batch]
+                vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
+                self.store.add(batch, vectors)
+                done: list[_ArticleWrite] = []
+                for chunk in batch:
+                    waiting[chunk.article_id] -= 1
+                    if not waiting[chunk.article_id]:
+                        done.append(by_id[chunk.article_id])
+                self._commit(done)
+                bar.update(len(batch))
+        return len(chunks)
+
+    def _commit(self, writes: Sequence[_ArticleWrite]) -> None:
+        """Finish articles whose new chunks are all stored.
+
+        Readers see only chunks whose hash is the committed one, so two versions never mix;
+        the order keeps what they see complete. New chunks were added under the new hash,
+        unseen. Kept chunks are refreshed in place, which takes them out of the old version
+        one by one, so their article is hidden first. The commit record, written once every
+        chunk of the new version is there, shows it whole. Stray chunks of the old version,
+        no longer shown, go last: a run stopped before that leaves them to the next, which
+        finds more chunks than the record counts.
+        """
+        if not writes:
+            return
+        self.store.write_commit_records(
+            [
+                replace(w.pin, article_hash="", chunks=0)
+                for w in writes
+                if w.kept and w.pin.article_hash
+            ]
+        )
+        self.store.update_metadata([c for w in writes for c in w.kept])
+        self.store.write_commit_records(
+            [CommitRecord(w.article.article_id, w.article.content_hash, w.chunks) for w in writes]
+        )
+        self.store.delete([chunk_id for w in writes for chunk_id in w.stray])
 
     def remove(self, article_ids: Sequence[str]) -> IngestReport:
         """Delete every chunk of ``article_ids``; ids that are not indexed are ignored."""
         with writer_lock(self.settings):
-            stored = self.store.chunks_by_article()
-            found = [a for a in dict.fromkeys(article_ids) if a in stored]
+            wanted = list(dict.fromkeys(article_ids))
+            stored = self.store.chunks_by_article(include_uncommitted=True)
+            records = self.store.commit_records(wanted)
+            found = [a for a in wanted if a in stored]
             to_delete = [cid for a in found for cid in stored[a]]
+            # Hidden first, so that a reader never sees part of an article being deleted.
+            self.store.write_commit_records([CommitRecord(a, "", 0) for a in found])
+            if to_delete:
+                self.store.bump_version()
             self.store.delete(to_delete)
+            self.store.delete_commit_records([a for a in wanted if a in stored or a in records])
             if to_delete:
                 self.store.bump_version()
             lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
@@ -249,13 +367,72 @@ class Indexer:
             chunks = sorted(by_article[article_id], key=lambda c: int(c.metadata.get("index", 0)))
             self.prep.prepare(article_id, hashes[article_id], chunks)
 
-    def _embed_and_add(self, chunks: Sequence[Chunk], progress: bool) -> None:
-        if not chunks:
-            return
-        with tqdm(total=len(chunks), desc="Embedding", unit="chunk", disable=not progress) as bar:
-            for start in range(0, len(chunks), _EMBED_BATCH):
-                batch = chunks[start : start + _EMBED_BATCH]
-                texts = [embedding_text(c, str(c.metadata.get("title", ""))) for c in batch]
-                vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
-                self.store.add(batch, vectors)
-                bar.update(len(batch))
+
+@dataclass(frozen=True, slots=True)
+class _ArticleWrite:
+    """What brings one article to its new version: chunks to add, to refresh and to delete,
+    and the record that says, until it commits, which version readers see."""
+
+    article: Article
+    chunks: int  # in the new version
+    new: tuple[Chunk, ...]
+    kept: tuple[Chunk, ...]  # stored, with metadata to refresh
+    stray: tuple[str, ...]  # stored chunk ids that the new version does not have
+    pin: CommitRecord
+
+
+def _is_complete(record: CommitRecord, article_hash: str, existing: Mapping[str, Metadata]) -> bool:
+    """The committed version is ``article_hash``, with all of its chunks and no others."""
+    return (
+        not record.pending
+        and record.article_hash == article_hash
+        and len(existing) == record.chunks
+        and all(m.get("article_hash") == article_hash for m in existing.values())
+    )
+
+
+def _covers(article: Article, existing: Mapping[str, Metadata]) -> bool:
+    """The stored chunks all carry ``article``'s hash and between them cover all of its text:
+    how an article stored before commit records is known to be whole. Their offsets are
+    checked, not a fresh chunking, so other chunk settings do not call for re-embedding."""
+    if not existing or any(
+        m.get("article_hash") != article.content_hash for m in existing.values()
+    ):
+        return False
+    text = article.text
+    position = 0
+    for start, end in sorted(
+        (int(m.get("start", 0)), int(m.get("end", 0))) for m in existing.values()
+    ):
+        if start > position and text[position:start].strip():
+            return False
+        position = max(position, end)
+    return not text[position:].strip()
+
+
+def _was_shown(existing: Mapping[str, Metadata], record: CommitRecord | None) -> bool:
+    """Readers could see a version of the article before this run."""
+    if record is None:
+        return bool(existing)
+    return bool(record.article_hash) and any(
+        m.get("article_hash") == record.article_hash for m in existing.values()
+    )
+
+
+def _lexical_view(lexical: LexicalIndex) -> set[tuple[str, str]]:
+    return {(c.chunk_id, str(c.metadata.get("article_hash", ""))) for c in lexical.chunks}
+
+
+def _shown_view(
+    stored: Mapping[str, Mapping[str, Metadata]], records: Mapping[str, CommitRecord]
+) -> set[tuple[str, str]]:
+    """The (chunk id, article hash) of every chunk readers are shown (``rag.store``'s rule)."""
+    view: set[tuple[str, str]] = set()
+    for article_id, chunk_metas in stored.items():
+        record = records.get(article_id)
+        committed = None if record is None else record.article_hash
+        for chunk_id, meta in chunk_metas.items():
+            article_hash = str(meta.get("article_hash", ""))
+            if is_shown(article_hash, committed):
+                view.add((chunk_id, article_hash))
+    return view

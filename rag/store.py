@@ -5,13 +5,24 @@ it and answers nearest-neighbour queries; it does not embed, chunk or decide wha
 The collection's own metadata records the embedding model (so vectors from another model are
 refused) and an ``index_version`` that changes on every write (so derived indexes, such as
 the lexical one, know when to rebuild).
+
+Commit records: beside the chunks, a second collection (``<collection>.commits``) holds one
+``CommitRecord`` per article: the content hash of the version readers may see, and its chunk
+count. The index stage writes it last, once every chunk of that version is stored, so an
+interrupted write is found (and repaired) by the next run. Visibility rule, applied by every
+read meant for readers (``query``, ``iter_chunks``, ``chunks_by_article``, and so the lexical
+index built from them): a chunk is shown only when its ``article_hash`` is its article's
+committed hash; an article without any record (stored before records existed) is shown as
+stored. Each read fetches the records of the articles it returns, so none is stale by a
+version. ``include_uncommitted=True`` is for the writer. What to write, and in which order, is
+decided by ``rag.index``, not here.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +36,8 @@ from rag.schema import Chunk
 
 Metadata = dict[str, str | int | float | bool]
 Where = dict[str, Any]
-_PAGE = 5000
+_PAGE = 5000  # records per read, and per write: under Chroma's batch limit (5461 locally)
+_COMMITS = ".commits"  # suffix of the collection holding the commit records
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +47,20 @@ class StoredChunk:
     chunk_id: str
     text: str
     metadata: Metadata
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRecord:
+    """Which version of an article readers see, and whether a write of another one began.
+
+    ``article_hash`` is the committed version ("" when no version may be shown) and ``chunks``
+    its number of chunks; ``pending`` is the version a write has begun and not yet committed.
+    """
+
+    article_id: str
+    article_hash: str
+    chunks: int
+    pending: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +123,7 @@ class ChromaStore:
         self._model_id = model_id
         self._local = local
         self._collection: Any = None
+        self._commits: Any = None
         self._seen_version: str | None = None
 
     @classmethod
@@ -200,7 +227,7 @@ class ChromaStore:
         An embedded Chroma keeps its vector segments in memory: after another process wrote,
         this process reconnects, or it would find the new records but not their vectors.
         """
-        self._collection = None
+        self._collection = self._commits = None
         version = self.index_version
         if self._local and self._seen_version is not None and version != self._seen_version:
             self._reconnect()
@@ -217,7 +244,7 @@ class ChromaStore:
         SharedSystemClient._identifier_to_system.pop(identifier, None)
         SharedSystemClient._identifier_to_refcount.pop(identifier, None)
         self._client = self._connect()
-        self._collection = None
+        self._collection = self._commits = None
 
     def bump_version(self) -> str:
         collection = self._writable()
@@ -234,9 +261,14 @@ class ChromaStore:
     # -- reads ----------------------------------------------------------------------------------
 
     def iter_chunks(
-        self, where: Where | None = None, with_text: bool = True
+        self,
+        where: Where | None = None,
+        with_text: bool = True,
+        *,
+        include_uncommitted: bool = False,
     ) -> Iterator[StoredChunk]:
-        """Every stored chunk (matching ``where``), page by page."""
+        """Every shown chunk (matching ``where``), page by page; with ``include_uncommitted``,
+        every stored one, whether its article's version is committed or not."""
         collection = self._existing()
         if collection is None:
             return
@@ -246,16 +278,22 @@ class ChromaStore:
             page = collection.get(where=where, include=include, limit=_PAGE, offset=offset)
             ids = page["ids"]
             documents = page.get("documents") or [""] * len(ids)
-            for chunk_id, text, metadata in zip(ids, documents, page["metadatas"], strict=True):
-                yield StoredChunk(chunk_id, text or "", dict(metadata or {}))
+            chunks = [
+                StoredChunk(chunk_id, text or "", dict(metadata or {}))
+                for chunk_id, text, metadata in zip(ids, documents, page["metadatas"], strict=True)
+            ]
+            yield from chunks if include_uncommitted else self.shown(chunks)
             if len(ids) < _PAGE:
                 return
             offset += _PAGE
 
-    def chunks_by_article(self) -> dict[str, dict[str, Metadata]]:
-        """Every stored chunk's metadata, grouped by article id, then by chunk id."""
+    def chunks_by_article(
+        self, *, include_uncommitted: bool = False
+    ) -> dict[str, dict[str, Metadata]]:
+        """Every shown (or, with ``include_uncommitted``, stored) chunk's metadata, grouped by
+        article id, then by chunk id."""
         grouped: dict[str, dict[str, Metadata]] = {}
-        for chunk in self.iter_chunks(with_text=False):
+        for chunk in self.iter_chunks(with_text=False, include_uncommitted=include_uncommitted):
             article_id = str(chunk.metadata.get("article_id", ""))
             grouped.setdefault(article_id, {})[chunk.chunk_id] = chunk.metadata
         return grouped
@@ -271,27 +309,127 @@ class ChromaStore:
         }
 
     def query(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[DenseHit]:
+        """The ``k`` shown chunks nearest to ``vector`` (matching ``where``).
+
+        Chunks of uncommitted versions are dropped after the search, so when some are among
+        the nearest, the search is repeated deeper until ``k`` shown ones are found.
+        """
         collection = self._existing()
-        if collection is None:
+        if collection is None or k <= 0:
             return []
-        result = collection.query(
-            query_embeddings=[vector.tolist()],
-            n_results=k,
-            where=where,
-            include=["metadatas", "documents", "distances"],
-        )
-        return [
-            DenseHit(StoredChunk(cid, text or "", dict(meta or {})), 1.0 - float(distance))
-            for cid, text, meta, distance in zip(
-                result["ids"][0],
-                result["documents"][0],
-                result["metadatas"][0],
-                result["distances"][0],
-                strict=True,
+        fetch = k
+        while True:
+            result = collection.query(
+                query_embeddings=[vector.tolist()],
+                n_results=fetch,
+                where=where,
+                include=["metadatas", "documents", "distances"],
             )
-        ]
+            hits = [
+                DenseHit(StoredChunk(cid, text or "", dict(meta or {})), 1.0 - float(distance))
+                for cid, text, meta, distance in zip(
+                    result["ids"][0],
+                    result["documents"][0],
+                    result["metadatas"][0],
+                    result["distances"][0],
+                    strict=True,
+                )
+            ]
+            committed = self.committed({_article_of(h.chunk) for h in hits})
+            shown = [h for h in hits if _is_shown(h.chunk, committed)]
+            if len(shown) >= k or len(hits) < fetch:
+                return shown[:k]
+            deeper = min(fetch * 4, self.count())
+            if deeper <= fetch:
+                return shown[:k]
+            fetch = deeper
+
+    # -- commit records ---------------------------------------------------------------------------
+
+    def _commit_collection(self, create: bool = False) -> Any | None:
+        # A missing collection is looked up again on the next call (it costs well under a
+        # millisecond), so a reader sees the first records as soon as a writer makes them.
+        if self._commits is None:
+            name = self._name + _COMMITS
+            try:
+                with _server_errors(self._server_url):
+                    if create:
+                        found = self._client.get_or_create_collection(name, embedding_function=None)
+                    else:
+                        found = self._client.get_collection(name, embedding_function=None)
+            except ProviderError:
+                raise
+            except Exception:  # not there yet: a store written before commit records
+                return None
+            self._commits = self._guarded(found)
+        return self._commits
+
+    def commit_records(self, article_ids: Collection[str] | None = None) -> dict[str, CommitRecord]:
+        """The commit record of each of ``article_ids`` that has one (of every article when
+        None), by article id."""
+        collection = self._commit_collection()
+        if collection is None or (article_ids is not None and not article_ids):
+            return {}
+        pages: list[dict[str, Any]] = []
+        if article_ids is None:
+            offset = 0
+            while True:
+                pages.append(collection.get(include=["metadatas"], limit=_PAGE, offset=offset))
+                if len(pages[-1]["ids"]) < _PAGE:
+                    break
+                offset += _PAGE
+        else:
+            wanted = list(article_ids)
+            for start in range(0, len(wanted), _PAGE):
+                pages.append(
+                    collection.get(ids=wanted[start : start + _PAGE], include=["metadatas"])
+                )
+        records: dict[str, CommitRecord] = {}
+        for page in pages:
+            for article_id, meta in zip(page["ids"], page["metadatas"], strict=True):
+                meta = meta or {}
+                records[article_id] = CommitRecord(
+                    article_id,
+                    str(meta.get("article_hash", "")),
+                    int(meta.get("chunks", 0) or 0),
+                    str(meta.get("pending", "")),
+                )
+        return records
+
+    def committed(self, article_ids: Collection[str] | None = None) -> dict[str, str]:
+        """The committed content hash of each of ``article_ids`` that has a record ("" when
+        none of its versions may be shown)."""
+        return {a: r.article_hash for a, r in self.commit_records(article_ids).items()}
+
+    def shown(self, chunks: Sequence[StoredChunk]) -> list[StoredChunk]:
+        """``chunks`` less those of versions that are not committed (see the module's rule)."""
+        committed = self.committed({_article_of(c) for c in chunks})
+        return [c for c in chunks if _is_shown(c, committed)]
 
     # -- writes ---------------------------------------------------------------------------------
+
+    def write_commit_records(self, records: Sequence[CommitRecord]) -> None:
+        if not records:
+            return
+        collection = self._commit_collection(create=True)
+        assert collection is not None  # made if missing
+        for start in range(0, len(records), _PAGE):
+            page = records[start : start + _PAGE]
+            collection.upsert(
+                ids=[r.article_id for r in page],
+                # Chroma keeps a vector with every record; these are never searched.
+                embeddings=np.ones((len(page), 1), dtype=np.float32),
+                metadatas=[
+                    {"article_hash": r.article_hash, "chunks": r.chunks, "pending": r.pending}
+                    for r in page
+                ],
+            )
+
+    def delete_commit_records(self, article_ids: Sequence[str]) -> None:
+        collection = self._commit_collection()
+        if collection is not None and article_ids:
+            for start in range(0, len(article_ids), _PAGE):
+                collection.delete(ids=list(article_ids[start : start + _PAGE]))
 
     def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
@@ -305,12 +443,32 @@ class ChromaStore:
 
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
         if chunks:
-            self._writable().update(
-                ids=[c.chunk_id for c in chunks], metadatas=[c.metadata for c in chunks]
-            )
+            collection = self._writable()
+            for start in range(0, len(chunks), _PAGE):
+                page = chunks[start : start + _PAGE]
+                collection.update(
+                    ids=[c.chunk_id for c in page], metadatas=[c.metadata for c in page]
+                )
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
         collection = self._existing()
         if collection is not None and chunk_ids:
             for start in range(0, len(chunk_ids), _PAGE):
                 collection.delete(ids=list(chunk_ids[start : start + _PAGE]))
+
+
+def _article_of(chunk: StoredChunk) -> str:
+    return str(chunk.metadata.get("article_id", ""))
+
+
+def is_shown(chunk_hash: str, committed_hash: str | None) -> bool:
+    """The visibility rule: a chunk (of a version ``chunk_hash``) is shown when its article's
+    committed hash is the same, or when its article has no record (``None``: stored before
+    commit records existed, shown as it is). A committed hash of "" shows nothing."""
+    if committed_hash is None:
+        return True
+    return bool(committed_hash) and chunk_hash == committed_hash
+
+
+def _is_shown(chunk: StoredChunk, committed: dict[str, str]) -> bool:
+    return is_shown(str(chunk.metadata.get("article_hash", "")), committed.get(_article_of(chunk)))

@@ -1,0 +1,97 @@
+"""The store's visibility rule: readers are shown only committed versions of articles.
+
+Real Chroma in a temporary directory, vectors from the deterministic fake embedder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.embed import create_embedder
+from rag.schema import Chunk
+from rag.store import ChromaStore, CommitRecord, is_shown
+
+
+def stored_chunk(article_id: str, article_hash: str, text: str, index: int = 0) -> Chunk:
+    metadata = {"article_id": article_id, "article_hash": article_hash, "index": index}
+    return Chunk(
+        f"{article_id}-{article_hash}-{index}", article_id, text, 0, len(text), index, metadata
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> ChromaStore:
+    return ChromaStore.open(settings, create_embedder(settings).model_id)
+
+
+def add(settings: Settings, store: ChromaStore, chunks: list[Chunk]) -> None:
+    vectors = create_embedder(settings).embed([c.text for c in chunks])
+    store.add(chunks, np.asarray(vectors, dtype=np.float32))
+
+
+def query_ids(settings: Settings, store: ChromaStore, text: str, k: int) -> list[str]:
+    vector = create_embedder(settings).embed([text])[0]
+    return [h.chunk.chunk_id for h in store.query(vector, k)]
+
+
+def test_the_rule() -> None:
+    assert is_shown("h1", None)  # no record: stored before records existed
+    assert is_shown("h1", "h1")
+    assert not is_shown("h1", "h2")
+    assert not is_shown("h1", "")  # a record of "" shows no version
+
+
+def test_a_store_without_records_shows_everything(settings: Settings, store: ChromaStore) -> None:
+    add(settings, store, [stored_chunk("a", "h1", "budget vote"), stored_chunk("b", "h9", "x")])
+    assert store.commit_records() == {}
+    assert {c.chunk_id for c in store.iter_chunks()} == {"a-h1-0", "b-h9-0"}
+    assert query_ids(settings, store, "budget vote", 2)[0] == "a-h1-0"
+
+
+def test_only_the_committed_version_of_an_article_is_shown(
+    settings: Settings, store: ChromaStore
+) -> None:
+    old = [stored_chunk("a", "h1", f"budget vote part {i}", i) for i in range(3)]
+    new = [stored_chunk("a", "h2", f"budget vote revised {i}", i) for i in range(3)]
+    add(settings, store, [*old, *new, stored_chunk("b", "hb", "weather report")])
+    store.write_commit_records([CommitRecord("a", "h1", 3, pending="h2")])
+
+    shown = {c.chunk_id for c in store.iter_chunks()}
+    assert shown == {c.chunk_id for c in old} | {"b-hb-0"}  # b has no record: shown as stored
+    everything = {c.chunk_id for c in store.iter_chunks(include_uncommitted=True)}
+    assert everything == shown | {c.chunk_id for c in new}
+    assert set(store.chunks_by_article()["a"]) == {c.chunk_id for c in old}
+    assert set(store.chunks_by_article(include_uncommitted=True)["a"]) == {
+        c.chunk_id for c in [*old, *new]
+    }
+    # The nearest chunks are the hidden new ones: the search goes deeper for shown ones.
+    hits = query_ids(settings, store, "budget vote revised", 3)
+    assert set(hits) == {c.chunk_id for c in old}
+
+    store.write_commit_records([CommitRecord("a", "h2", 3)])
+    assert set(query_ids(settings, store, "budget vote", 3)) == {c.chunk_id for c in new}
+    assert store.committed() == {"a": "h2"}
+    assert store.commit_records(["a", "zzz"]) == {"a": CommitRecord("a", "h2", 3)}
+
+    store.write_commit_records([CommitRecord("a", "", 0)])
+    assert query_ids(settings, store, "budget vote", 3) == ["b-hb-0"]
+    assert {c.chunk_id for c in store.iter_chunks(where={"article_id": "a"})} == set()
+
+
+def test_a_reader_sees_records_written_by_another_handle(settings: Settings) -> None:
+    model_id = create_embedder(settings).model_id
+    reader = ChromaStore.open(settings, model_id)
+    writer = ChromaStore.open(settings, model_id)
+    add(settings, writer, [stored_chunk("a", "h1", "budget vote")])
+    assert len(list(reader.iter_chunks())) == 1  # no records yet (the reader looked for them)
+    writer.write_commit_records([CommitRecord("a", "", 0, pending="h1")])
+    assert list(reader.iter_chunks()) == []
+
+
+def test_commit_records_are_deleted_by_id(settings: Settings, store: ChromaStore) -> None:
+    store.delete_commit_records(["a"])  # no collection yet: nothing to do
+    store.write_commit_records([CommitRecord("a", "h", 1), CommitRecord("b", "h", 2)])
+    store.delete_commit_records(["a", "missing"])
+    assert set(store.commit_records()) == {"b"}
