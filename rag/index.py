@@ -6,8 +6,8 @@ incomplete one (an earlier run was killed, or the disk filled up) gets only its 
 embedded, its stray chunks deleted and its kept chunks' metadata refreshed, and is committed
 last. An article stored before commit records existed is not re-embedded: when its chunks carry
 its hash and cover its text, its record is written from them. With ``prune=True`` articles that
-were not given are removed, except those whose file was given but could not be read (so a bad
-file loses nothing); ``remove`` deletes articles by id.
+were not given are removed, except those from a file or folder that was given but could not be
+read (so a bad file or an unreadable folder loses nothing); ``remove`` deletes articles by id.
 
 Readers never see part of an article: the store shows only each article's committed version
 (the rule is ``rag.store``'s), and the order of writes below keeps that version complete, or
@@ -21,7 +21,8 @@ instead of silently corrupting records. This module does not read files or answe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -60,7 +61,8 @@ class IngestReport:
             f"{self.articles_added} added, {self.articles_updated} updated,"
             f" {self.articles_unchanged} unchanged, {self.articles_removed} removed;"
             f" {self.chunks_embedded} chunks embedded, {self.chunks_deleted} deleted;"
-            f" {self.total_chunks} chunks in the index; {len(self.skipped)} files skipped"
+            f" {self.total_chunks} chunks in the index;"
+            f" {len(self.skipped)} files or folders skipped"
         )
 
 
@@ -156,8 +158,8 @@ class Indexer:
     ) -> IngestReport:
         """Make the index hold ``articles`` (and, with ``prune``, nothing else).
 
-        ``keep_sources`` lists sources that were given but unreadable: their articles are
-        never pruned.
+        ``keep_sources`` lists files and folders that were given but unreadable: articles
+        read from them (or from anywhere under such a folder) are never pruned.
         """
         with writer_lock(self.settings):
             return self._sync(articles, prune, keep_sources, progress)
@@ -202,7 +204,9 @@ class Indexer:
             given = {a.article_id for a in articles}
             for article_id, chunk_metas in stored.items():
                 sources = {str(m.get("source", "")) for m in chunk_metas.values()}
-                if article_id not in given and not sources & set(keep_sources):
+                if article_id not in given and not any(
+                    lies_under(source, keep_sources) for source in sources
+                ):
                     doomed[article_id] = list(chunk_metas)
             orphans = [a for a in records if a not in stored and a not in given]
         replaced.extend(doomed)
@@ -417,6 +421,28 @@ def _was_shown(existing: Mapping[str, Metadata], record: CommitRecord | None) ->
     return bool(record.article_hash) and any(
         m.get("article_hash") == record.article_hash for m in existing.values()
     )
+
+
+def lies_under(source: str, places: Collection[str]) -> bool:
+    """``source`` (a path, or ``path#row N``) is one of ``places`` or inside one of them.
+
+    Paths are compared as written and as absolute paths, so ``corpus/a.md`` lies under
+    ``./corpus``; a match keeps an article, so a spurious one can only keep too much.
+    """
+    if not places:
+        return False
+    path = source.split("#", 1)[0]
+    if not path:
+        return False
+    spellings = {os.path.normpath(path), os.path.abspath(path)}
+    for place in places:
+        if not place:
+            continue
+        for base in {os.path.normpath(place), os.path.abspath(place)}:
+            prefix = base if base.endswith(os.sep) else base + os.sep
+            if any(p == base or p.startswith(prefix) for p in spellings):
+                return True
+    return False
 
 
 def _lexical_view(lexical: LexicalIndex) -> set[tuple[str, str]]:

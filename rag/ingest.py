@@ -33,7 +33,9 @@ Corpus format (what ``corpus/`` and any folder handed to ``read_articles`` may h
 Ids: an ``id`` given in the file (1-128 of ``A-Za-z0-9._-``); else the hex part of a file stem
 like ``000_46ce722664604c9f``; else a hash of the URL; else a slug of the file stem (rows: a hash
 of title and date). None depends on the text, so editing an article keeps its id.
-Files and folders whose names start with ``.`` are skipped when walking a folder.
+Files and folders whose names start with ``.`` are skipped when walking a folder. A folder that
+cannot be listed (no permission, an I/O error) is reported as skipped like a bad file, with the
+folder as its source, so that a prune keeps every article stored from under it.
 """
 
 from __future__ import annotations
@@ -100,7 +102,9 @@ def read_articles(paths: Sequence[Path]) -> ReadResult:
     articles: list[Article] = []
     skipped: list[SkippedFile] = []
     first_seen: dict[str, str] = {}
-    for file_path in _files_to_read(paths):
+    files, unreadable_folders = _files_to_read(paths)
+    skipped.extend(unreadable_folders)
+    for file_path in files:
         if not _is_supported_file(file_path):
             skipped.append(SkippedFile(str(file_path), _unsupported_reason(file_path)))
             continue
@@ -155,30 +159,45 @@ def read_file(path: Path) -> list[Article]:
 # --- finding files ---------------------------------------------------------------------------
 
 
-def _files_to_read(paths: Sequence[Path]) -> list[Path]:
-    """Files named or found under ``paths``, in order, each once; raises for a missing path."""
+def _files_to_read(paths: Sequence[Path]) -> tuple[list[Path], list[SkippedFile]]:
+    """Files named or found under ``paths``, in order, each once, and the folders that could
+    not be listed; raises for a missing path."""
     for path in paths:
         if not path.exists():
             raise CorpusError(f"no such file or directory: {path}")
     files: list[Path] = []
+    unreadable: list[SkippedFile] = []
     seen: set[Path] = set()
     for path in paths:
-        found = _walk_folder(path) if path.is_dir() else iter([path])
+        found = _walk_folder(path, unreadable) if path.is_dir() else iter([path])
         for file_path in found:
             resolved = file_path.resolve()
             if resolved not in seen:
                 seen.add(resolved)
                 files.append(file_path)
-    return files
+    return files, unreadable
 
 
-def _walk_folder(folder: Path) -> Iterator[Path]:
-    """Supported, non-hidden files under ``folder``, sorted, recursively."""
-    for dirpath, dirnames, filenames in os.walk(folder):
+def _walk_folder(folder: Path, unreadable: list[SkippedFile]) -> Iterator[Path]:
+    """Supported, non-hidden files under ``folder``, sorted, recursively; each folder that
+    cannot be listed is added to ``unreadable`` (and what is under it is not read)."""
+
+    def cannot_list(error: OSError) -> None:
+        where = str(error.filename) if error.filename is not None else str(folder)
+        unreadable.append(SkippedFile(where, f"cannot read folder: {_os_reason(error)}"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=cannot_list):
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
         for name in sorted(filenames):
             if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
                 yield Path(dirpath) / name
+
+
+def _os_reason(error: OSError) -> str:
+    """``permission denied`` rather than ``[Errno 13] Permission denied: '/x'``."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return (error.strerror or str(error)).lower()
 
 
 def _is_supported_file(path: Path) -> bool:

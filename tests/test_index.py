@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from rag.config import Settings
 from rag.embed import create_embedder
 from rag.errors import IndexLockedError, ProviderError
-from rag.index import Indexer, date_as_int, writer_lock
+from rag.index import Indexer, date_as_int, lies_under, writer_lock
 from rag.lexical import LexicalIndex
 from rag.schema import Article
 from rag.store import ChromaStore
@@ -98,6 +99,41 @@ def test_prune_keeps_articles_whose_file_was_unreadable(small: Settings) -> None
     )
     assert report.articles_removed == 0
     assert {c.metadata["article_id"] for c in ix.store.iter_chunks()} == {"a1", "a2"}
+
+
+def test_prune_keeps_every_article_under_a_folder_that_could_not_be_read(
+    small: Settings,
+) -> None:
+    ix = indexer(small)
+    sources = ["news/a.md", "news/locked/b.md", "news/locked/deep/c.csv#row 3", "news/lockedx.md"]
+    ix.sync([article(f"a{i}", source=s) for i, s in enumerate(sources)], progress=False)
+    report = ix.sync(
+        [article("a0", source=sources[0])],
+        prune=True,
+        keep_sources=["news/locked"],
+        progress=False,
+    )
+    assert report.articles_removed == 1  # news/lockedx.md is not under news/locked
+    assert {c.metadata["article_id"] for c in ix.store.iter_chunks()} == {"a0", "a1", "a2"}
+
+
+@pytest.mark.parametrize(
+    ("source", "places", "kept"),
+    [
+        ("corpus/a.md", ["corpus/a.md"], True),
+        ("corpus/sub/a.md", ["corpus/sub"], True),
+        ("corpus/sub/a.md", ["corpus/sub/"], True),
+        ("corpus/sub/a.md", ["./corpus/sub"], True),
+        ("news.csv#row 4", ["news.csv"], True),
+        ("corpus/subway.md", ["corpus/sub"], False),
+        ("corpus/a.md", ["corpus/b.md"], False),
+        ("corpus/a.md", [""], False),
+        ("", ["corpus"], False),
+    ],
+)
+def test_lies_under(source: str, places: list[str], kept: bool) -> None:
+    assert lies_under(source, places) is kept
+    assert lies_under(os.path.abspath(source), places) is kept or not source
 
 
 def test_chunk_metadata_carries_the_article_and_offsets(small: Settings) -> None:

@@ -5,11 +5,16 @@ Fast and offline: no model, no network. Generated files go to ``tmp_path`` only.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rag.cli import main
+from rag.config import Settings
 from rag.errors import CorpusError
 from rag.ingest import (
     SUPPORTED_SUFFIXES,
@@ -20,6 +25,7 @@ from rag.ingest import (
     read_file,
 )
 from rag.schema import Article
+from rag.store import ChromaStore
 
 TESTS = Path(__file__).parent
 ARTICLES = TESTS / "fixtures" / "articles"
@@ -508,6 +514,97 @@ def test_bad_files_are_skipped_with_reasons_and_good_files_still_read(tmp_path: 
         with pytest.raises(CorpusError) as raised:
             read_file(Path(path))
         assert str(raised.value) == f"{path}: {reason}"
+
+
+def deny_listing(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make ``folder`` unlistable as ``chmod 000`` does for anyone but root."""
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if not isinstance(path, int) and Path(os.fsdecode(path)) == folder:
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # what os.walk lists folders with
+
+
+def test_a_folder_that_cannot_be_read_is_skipped_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "articles"
+    write(folder / "a.md", "---\ntitle: Readable\n---\nA readable article.")
+    write(folder / "locked" / "b.md", "---\ntitle: Locked\n---\nAn article out of reach.")
+    write(folder / "locked" / "deeper" / "c.md", "---\ntitle: Deeper\n---\nAlso out of reach.")
+    deny_listing(monkeypatch, folder / "locked")
+
+    result = read_articles([folder])
+
+    assert [a.title for a in result.articles] == ["Readable"]
+    assert result.skipped == (
+        SkippedFile(str(folder / "locked"), "cannot read folder: permission denied"),
+    )
+
+
+def test_a_given_folder_that_cannot_be_read_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write(tmp_path / "articles" / "a.md", "A title\n\nA body.").parent
+    deny_listing(monkeypatch, folder)
+
+    result = read_articles([folder])
+
+    assert result.articles == ()
+    assert reasons_by_source(result) == {str(folder): "cannot read folder: permission denied"}
+
+
+def test_prune_keeps_the_articles_of_a_folder_that_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The red-team case: ``rag ingest --prune`` with a subfolder made unreadable."""
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "fake-hash")
+    monkeypatch.setenv("RAG_JUDGE", "fake-overlap")
+    folder = tmp_path / "articles"
+    write(folder / "a.md", "---\nid: kept-a\ntitle: Readable\n---\nA readable article.")
+    write(folder / "sub" / "b.md", "---\nid: under-b\ntitle: Locked\n---\nOut of reach.")
+    write(folder / "sub" / "deeper" / "c.md", "---\nid: under-c\ntitle: C\n---\nDeeper.")
+    write(folder / "subway.md", "---\nid: subway\ntitle: Subway\n---\nA sibling, not under.")
+    assert main(["ingest", "--quiet", str(folder)]) == 0
+    (folder / "subway.md").unlink()
+    capsys.readouterr()
+
+    deny_listing(monkeypatch, folder / "sub")
+    assert main(["ingest", "--quiet", "--json", "--prune", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["skipped"] == [
+        {"source": str(folder / "sub"), "reason": "cannot read folder: permission denied"}
+    ]
+    assert f"skipped {folder / 'sub'}: cannot read folder: permission denied" in err
+    assert report["articles_removed"] == 1  # only subway.md, which is gone
+    monkeypatch.undo()
+    store = ChromaStore.open(
+        Settings(data_dir=tmp_path / "index", embedding_provider="fake-hash"), "fake/hash-64"
+    )
+    assert set(store.chunks_by_article()) == {"kept-a", "under-b", "under-c"}
+
+
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read a chmod 000 folder"
+)
+def test_a_chmod_000_folder_is_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "articles"
+    write(folder / "a.md", "---\ntitle: Readable\n---\nA readable article.")
+    locked = write(folder / "locked" / "b.md", "---\ntitle: Locked\n---\nOut of reach.").parent
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("chmod 000 does not stop this user from reading")
+        result = read_articles([folder])
+    finally:
+        locked.chmod(0o755)
+    assert [a.title for a in result.articles] == ["Readable"]
+    assert reasons_by_source(result) == {str(locked): "cannot read folder: permission denied"}
 
 
 def test_utf8_bom_crlf_tabs_and_nfc_are_normalised(tmp_path: Path) -> None:
