@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.analyze import DEMONYMS, QuestionAnalysis, QuestionAnalyzer, question_names
 from rag.answer import (
@@ -42,6 +43,9 @@ from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
 from rag.schema import Answer, AnswerDelta, AnswerEvent, Article, Headline
 from rag.store import ChromaStore
 from rag.vectors import VectorFile
+
+if TYPE_CHECKING:  # LangChain is imported only when asked for (as_runnable)
+    from rag.chain import AnswerRunnable
 
 log = logging.getLogger(__name__)
 
@@ -423,6 +427,14 @@ class Assistant:
                 f" {self.max_question_chars}. Please shorten it."
             )
         return question
+
+    def as_runnable(self) -> AnswerRunnable:
+        """This assistant as a LangChain runnable (``rag.chain``): ``invoke`` returns the
+        ``rag ask --json`` object, ``stream`` its text pieces and then that object, and
+        ``as_tool()`` makes it a tool for an agent."""
+        from rag.chain import as_runnable  # here: LangChain stays off the core's import path
+
+        return as_runnable(self)
 
 
 def _ms_since(started: float) -> float:
