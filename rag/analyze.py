@@ -518,6 +518,14 @@ def mentions(haystack: str, name: str) -> bool:
     last = lowered.split()[-1]
     if " " in lowered and re.search(rf"(?<!\w){re.escape(last)}(?!\w)", haystack):
         return True
+    # "Trumps travel ban": a possessive typed without its apostrophe.
+    if (
+        len(lowered) > 4
+        and lowered.endswith("s")
+        and " " not in lowered
+        and re.search(rf"(?<!\w){re.escape(lowered[:-1])}(?!\w)", haystack)
+    ):
+        return True
     places = [lowered[: -len(s)] for s in _DEMONYM_SUFFIXES if lowered.endswith(s)]
     return any(
         len(place) >= 4 and re.search(rf"(?<!\w){re.escape(place)}", haystack) for place in places

@@ -59,7 +59,8 @@ class Catalog:
             if aid
         }
         self.articles = {aid: _info(aid, group[0]) for aid, group in self._chunks.items()}
-        self._names: dict[str, str] | None = None  # lower-cased -> most frequent spelling
+        # lower-cased -> (most frequent spelling, how often the archive writes it)
+        self._names: dict[str, tuple[str, int]] | None = None
         self._names_lock = threading.Lock()
 
     # -- articles -------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class Catalog:
 
     # -- names ----------------------------------------------------------------------------------
 
-    def _vocabulary(self) -> dict[str, str]:
+    def _vocabulary(self) -> dict[str, tuple[str, int]]:
         with self._names_lock:
             if self._names is None:
                 counts: Counter[str] = Counter()
@@ -126,9 +127,11 @@ class Catalog:
                     counts.update(_NAME_TOKEN.findall(head + str(meta.get("publisher", ""))))
                     for chunk in group:
                         counts.update(_NAME_TOKEN.findall(chunk.text))
-                spelling: dict[str, str] = {}
-                for token, _ in counts.most_common():
-                    spelling.setdefault(token.lower(), token)
+                spelling: dict[str, tuple[str, int]] = {}
+                for token, count in counts.most_common():
+                    lowered = token.lower()
+                    first, total = spelling.get(lowered, (token, 0))
+                    spelling[lowered] = (first, total + count)
                 self._names = spelling
             return self._names
 
@@ -138,6 +141,7 @@ class Catalog:
     def correct(self, names: Sequence[str]) -> list[Correction]:
         """Archive spellings for the words of ``names`` that the archive does not hold."""
         from rapidfuzz import fuzz, process
+        from rapidfuzz.distance import OSA
 
         vocabulary = self._vocabulary()
         corrections: list[Correction] = []
@@ -151,21 +155,25 @@ class Catalog:
                     or not word[0].isupper()
                 ):
                     continue
-                # A typo, not another name: one letter more or less at most, the same first
-                # letter ("Devoss" -> "DeVos", "Kalas" -> "Kallas"; not "Australia" -> "Austria").
+                # A typo, not another name: one letter more, less, changed or two swapped
+                # (optimal string alignment distance 1), the same first letter ("Devoss" ->
+                # "DeVos", "Kalas" -> "Kallas", "Merkle" -> "Merkel"; not "Australia" ->
+                # "Austria"). Of several, the name the archive writes most often: a reader who
+                # typed "Merkle" more likely meant Merkel than Senator Merkley.
                 close = [
-                    (candidate, score)
-                    for candidate, score, _ in process.extract(
+                    candidate
+                    for candidate, _, _ in process.extract(
                         lowered,
                         vocabulary.keys(),
                         scorer=fuzz.ratio,
-                        limit=5,
-                        score_cutoff=_FUZZY_CUTOFF,
+                        limit=10,
+                        score_cutoff=_FUZZY_CUTOFF - 5,
                     )
-                    if abs(len(candidate) - len(lowered)) <= 1 and candidate[0] == lowered[0]
+                    if candidate[0] == lowered[0] and OSA.distance(candidate, lowered) <= 1
                 ]
                 if close:
-                    corrections.append(Correction(word, vocabulary[close[0][0]]))
+                    best = max(close, key=lambda c: vocabulary[c][1])
+                    corrections.append(Correction(word, vocabulary[best][0]))
         return corrections
 
 
