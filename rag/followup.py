@@ -31,7 +31,7 @@ from pathlib import Path
 from rag.analyze import QuestionAnalysis, QuestionAnalyzer
 from rag.llm import ChatMessage, ChatModel, ChatModelError
 from rag.prompts import PROMPTS_DIR, render_prompt
-from rag.text import content_terms
+from rag.text import STOPWORDS, content_terms
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,12 @@ _SAY = re.compile(r"\b(?:say|said|says|tell|told|add|added|quote|quoted|mention|
 _SWAP_OPENER = re.compile(r"^\W*(?:and|but|what about|how about|and what about|same for)\b", re.I)
 _PERSON_PRONOUNS = {"he": "", "she": "", "him": "", "her": "'s", "his": "'s", "hers": "'s"}
 _THING_PRONOUNS = {"it": "", "its": "'s", "they": "", "them": "", "their": "'s"}
+# Head nouns of a phrase that names a person by role ("the Japanese prime minister").
+_PERSON_ROLES = frozenset(
+    "minister president chancellor premier leader secretary senator governor mayor king queen"
+    " ambassador spokesman spokeswoman spokesperson chief ceo chairman chairwoman judge general"
+    " commissioner envoy pope prince princess candidate".split()
+)
 # Labels that can stand in for one another when a follow-up swaps one name for another.
 _SWAP_GROUPS = (
     frozenset({"GPE", "LOC", "NORP", "FAC"}),
@@ -100,8 +106,10 @@ def resolve_follow_up(
     before = analyzer.analyze(previous)
     if _NEXT.search(question) and (_SAY.search(question) or len(content_terms(question)) <= 2):
         return Resolution(question, previous, "next", previous)
-    if _SWAP_OPENER.search(question) and analysis.entities:
-        swapped = _swap(before, analysis)
+    if _SWAP_OPENER.search(question):
+        swapped = _swap_phrase(before, question) or (
+            _swap(before, analysis) if analysis.entities else ""
+        )
         if swapped:
             return Resolution(question, swapped, "swapped", previous)
     substituted = _substitute(question, analysis, before)
@@ -118,6 +126,34 @@ def _swap(before: QuestionAnalysis, after: QuestionAnalysis) -> str:
         for old in before.entities:
             if old.label in group and old.text in text and old.text != new.text:
                 return text.replace(old.text, new.text, 1)
+    return ""
+
+
+def _swap_phrase(before: QuestionAnalysis, question: str) -> str:
+    """The previous question with the follow-up's noun phrase in place of the one it stands
+    for: the phrase with the same head noun ("How much did Japan's economy grow?" + "And the
+    Dutch economy?"), or, for a person's role ("and the Japanese prime minister?"), the last
+    person the previous question named. "" when the follow-up is not such a phrase."""
+    phrase = _SWAP_OPENER.sub("", question).strip(" ?!.,")
+    phrase = re.sub(r"^(?:the\s+same\s+for|for|about)\s+", "", phrase, flags=re.I)
+    words = phrase.split()
+    if not 2 <= len(words) <= 6 or not re.fullmatch(r"[\w’'. -]+", phrase):
+        return ""
+    head = words[-1].lower()
+    if head in STOPWORDS or not head.isalpha():
+        return ""
+    text = before.question
+    # The old phrase: the head noun with the names, possessives and determiner before it.
+    old = re.search(
+        rf"(?:\b(?i:the|a|an)\s+)?(?:\b[A-Z][\w’'-]*\s+){{0,3}}\b(?i:{re.escape(head)})\b", text
+    )
+    if old and old.group(0).strip().lower() != phrase.lower():
+        return text[: old.start()] + phrase + text[old.end() :]
+    people = [e.text for e in before.entities if e.label == "PERSON" and e.text in text]
+    if head in _PERSON_ROLES and people:
+        last = people[-1]
+        at = text.rfind(last)
+        return text[:at] + phrase + text[at + len(last) :]
     return ""
 
 

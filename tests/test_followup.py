@@ -40,6 +40,25 @@ def test_and_in_japan_reasks_the_previous_question_about_japan() -> None:
     assert resolve("What about the BBC?", "What articles do you have from CNN?")[1] == "swapped"
 
 
+def test_a_follow_up_noun_phrase_replaces_the_phrase_with_its_head_noun() -> None:
+    assert resolve("And the Dutch economy?", "How much did Japan's economy grow in 2016?") == (
+        "How much did the Dutch economy grow in 2016?",
+        "swapped",
+    )
+    assert resolve("and the Senate vote?", "What was the House vote on the bill?") == (
+        "What was the Senate vote on the bill?",
+        "swapped",
+    )
+
+
+def test_a_follow_up_role_replaces_the_last_person_named() -> None:
+    previous = "When was Trump due to meet Angela Merkel at the White House?"
+    assert resolve("and the Japanese prime minister?", previous) == (
+        "When was Trump due to meet the Japanese prime minister at the White House?",
+        "swapped",
+    )
+
+
 def test_what_did_she_say_next_reasks_the_previous_question_as_next() -> None:
     query, kind = resolve("What did she say next?", "What did Kaja Kallas say?")
     assert (query, kind) == ("What did Kaja Kallas say?", "next")
