@@ -309,3 +309,19 @@ def write_as_before_commit_records(
     store.bump_version()
     LexicalIndex.load_or_build(settings.lexical_dir, store)
     return store
+
+
+def test_a_readers_stale_bm25_copy_never_returns_a_replaced_version(small: Settings) -> None:
+    from rag.retrieve import HybridRetriever
+
+    ix = indexer(small)
+    ix.sync([article("budget")])
+    stale = LexicalIndex.build(list(ix.store.iter_chunks()), ix.store.index_version)
+    ix.sync([article("budget", EDITED)])  # "voted" -> "argued" from paragraph 2 on
+    retriever = HybridRetriever(small, ix.embedder, ix.store, stale)
+    # Until it reloads, the reader's BM25 copy knows the old version only: its hits are
+    # dropped, and what dense search finds of the new version is all that is shown.
+    passages = retriever.search("council voted item 5", k=8, mode="hybrid").passages
+    current = {c.chunk_id: c.text for c in ix.store.iter_chunks()}
+    assert passages and all(current.get(p.chunk_id) == p.text for p in passages)
+    assert not any("voted on item 5" in p.text for p in passages)
