@@ -21,6 +21,7 @@ from rag.store import StoredChunk
 from rag.text import STOPWORDS
 
 _NAME_TOKEN = re.compile(r"\b[A-Z][\w’'-]*[\w]")
+_NAME_PAIR = re.compile(r"\b([A-Z][\w’'-]*[\w]) (?=([A-Z][\w’'-]*[\w])\b)")
 _MIN_FUZZY_CHARS = 4
 _FUZZY_CUTOFF = 85.0
 
@@ -61,6 +62,7 @@ class Catalog:
         self.articles = {aid: _info(aid, group[0]) for aid, group in self._chunks.items()}
         # lower-cased -> (most frequent spelling, how often the archive writes it)
         self._names: dict[str, tuple[str, int]] | None = None
+        self._pairs: Counter[tuple[str, str]] = Counter()  # adjacent names ("kaja", "kallas")
         self._names_lock = threading.Lock()
 
     # -- articles -------------------------------------------------------------------------------
@@ -127,6 +129,9 @@ class Catalog:
                     counts.update(_NAME_TOKEN.findall(head + str(meta.get("publisher", ""))))
                     for chunk in group:
                         counts.update(_NAME_TOKEN.findall(chunk.text))
+                        self._pairs.update(
+                            (a.lower(), b.lower()) for a, b in _NAME_PAIR.findall(chunk.text)
+                        )
                 spelling: dict[str, tuple[str, int]] = {}
                 for token, count in counts.most_common():
                     lowered = token.lower()
@@ -146,7 +151,8 @@ class Catalog:
         vocabulary = self._vocabulary()
         corrections: list[Correction] = []
         for name in names:
-            for word in re.findall(r"[\w’'-]+", name):
+            typed = re.findall(r"[\w’'-]+", name)
+            for position, word in enumerate(typed):
                 lowered = word.lower()
                 if (
                     len(lowered) < _MIN_FUZZY_CHARS
@@ -158,8 +164,10 @@ class Catalog:
                 # A typo, not another name: one letter more, less, changed or two swapped
                 # (optimal string alignment distance 1), the same first letter ("Devoss" ->
                 # "DeVos", "Kalas" -> "Kallas", "Merkle" -> "Merkel"; not "Australia" ->
-                # "Austria"). Of several, the name the archive writes most often: a reader who
-                # typed "Merkle" more likely meant Merkel than Senator Merkley.
+                # "Austria"). Of several, the one the archive writes next to the other words
+                # of the typed name ("Kaja Kalas": Kallas, not Klaas), then the one it writes
+                # most often (a reader who typed "Merkle" more likely meant Merkel than
+                # Senator Merkley).
                 close = [
                     candidate
                     for candidate, _, _ in process.extract(
@@ -172,7 +180,16 @@ class Catalog:
                     if candidate[0] == lowered[0] and OSA.distance(candidate, lowered) <= 1
                 ]
                 if close:
-                    best = max(close, key=lambda c: vocabulary[c][1])
+                    before = typed[position - 1].lower() if position else ""
+                    after = typed[position + 1].lower() if position + 1 < len(typed) else ""
+
+                    best = max(
+                        close,
+                        key=lambda c, b=before, a=after: (  # type: ignore[misc]
+                            self._pairs[(b, c)] + self._pairs[(c, a)],
+                            vocabulary[c][1],
+                        ),
+                    )
                     corrections.append(Correction(word, vocabulary[best][0]))
         return corrections
 

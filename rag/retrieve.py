@@ -140,11 +140,11 @@ class HybridRetriever:
         if mode in ("hybrid", "lexical"):
             started = time.perf_counter()
             keep: Callable[[Metadata], bool] | None = None if filters.empty else filters.accepts
-            hits = self.lexical.search(query, n, keep)
+            found = self.lexical.search(query, n, keep)
             # The BM25 copy may predate a write in progress: only committed versions count,
             # as in dense search (``ChromaStore.shown``), so the two never mix versions.
-            shown = {c.chunk_id for c in self.store.shown([h.chunk for h in hits])}
-            lexical = [(h.chunk, h.score) for h in hits if h.chunk.chunk_id in shown]
+            shown = {c.chunk_id for c in self.store.shown([h.chunk for h in found])}
+            lexical = [(h.chunk, h.score) for h in found if h.chunk.chunk_id in shown]
             timings["lexical_search"] = _ms_since(started)
 
         started = time.perf_counter()

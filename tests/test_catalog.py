@@ -16,6 +16,7 @@ CATALOG = Catalog(
         _chunk("a", "Angela Merkel met Trump. Merkel said talks went well. Merkel left."),
         _chunk("b", "Senator Jeff Merkley objected. Betsy DeVos was confirmed."),
         _chunk("c", "Kaja Kallas spoke in Brussels. Austria and Australia signed."),
+        _chunk("d", "Klaas de Vries met Klaas Knot and Klaas Dijkhoff. Klaas spoke."),
     ]
 )
 
@@ -28,6 +29,12 @@ def test_a_swapped_pair_of_letters_is_a_typo_of_the_most_written_name() -> None:
     # "Merkle" is one swap from Merkel and one letter from Merkley: the archive writes Merkel
     # far more often, so that is who the reader meant.
     assert _meant("Angela Merkle") == [("Merkle", "Merkel")]
+
+
+def test_the_name_written_beside_the_other_typed_words_wins_over_a_more_frequent_one() -> None:
+    # "Kalas" is one letter from Kallas and one swap from Klaas, which the archive writes more
+    # often; but it writes "Kaja" only before Kallas.
+    assert _meant("Kaja Kalas") == [("Kalas", "Kallas")]
 
 
 def test_one_letter_more_or_less_is_corrected() -> None:
