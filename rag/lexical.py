@@ -5,10 +5,16 @@ same chunks, and saved under ``data_dir/lexical`` together with a copy of each c
 metadata (so lexical hits need no round trip to the store). It records the store's
 ``index_version`` it was built from; when that differs, or the files are missing or unreadable,
 ``LexicalIndex.load_or_build`` rebuilds it from the store. It never writes to the store.
+
+Answers quote this copy, so it is checked like a record, not trusted like a cache: the manifest
+holds the chunk count and the SHA-256 of every file saved, and a copy that differs in any byte
+(an edited quote, an emptied file, a truncated array) is not loaded; it is rebuilt from the
+store, with a log line that says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,7 +29,8 @@ import numpy as np
 from rag.store import ChromaStore, Metadata, StoredChunk
 from rag.text import content_terms
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the manifest carries the files' SHA-256
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +79,34 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex | None:
-        """The index saved in ``directory``, or None when missing, old or unreadable."""
+        """The index saved in ``directory``, or None when missing, old, unreadable or not
+        byte for byte what was saved (logged: it is then rebuilt)."""
         try:
             manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
-            if manifest.get("format") != _FORMAT:
+        except (OSError, ValueError):
+            return None
+        if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+            return None
+        try:
+            damage = _damage(directory, manifest)
+            if damage:
+                log.warning(
+                    "the lexical index in %s is damaged (%s): rebuilding it", directory, damage
+                )
                 return None
             with (directory / "chunks.jsonl").open(encoding="utf-8") as lines:
                 chunks = [StoredChunk(*json.loads(line)) for line in lines]
+            if len(chunks) != manifest["chunks"]:
+                log.warning("the lexical index in %s is damaged: rebuilding it", directory)
+                return None
             bm25 = None
             if chunks:
                 import bm25s
 
                 bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
             return cls(chunks, str(manifest["version"]), bm25)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("the lexical index in %s is unreadable (%s): rebuilding it", directory, e)
             return None
 
     def save(self, directory: Path) -> None:
@@ -99,7 +120,12 @@ class LexicalIndex:
                     out.write("\n")
             if self._bm25 is not None:
                 self._bm25.save(str(staging / "bm25"), show_progress=False)  # type: ignore[attr-defined]
-            manifest = {"format": _FORMAT, "version": self.version, "chunks": len(self.chunks)}
+            manifest = {
+                "format": _FORMAT,
+                "version": self.version,
+                "chunks": len(self.chunks),
+                "sha256": _digests(staging),
+            }
             (staging / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
             old = directory.with_name(directory.name + ".old")
             if directory.exists():
@@ -135,3 +161,35 @@ class LexicalIndex:
     def get(self, chunk_id: str) -> StoredChunk | None:
         position = self._positions.get(chunk_id)
         return None if position is None else self.chunks[position]
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``directory`` (but the manifest), by relative path."""
+    return {
+        path.relative_to(directory).as_posix(): _sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != "manifest.json"
+    }
+
+
+def _damage(directory: Path, manifest: dict[str, object]) -> str:
+    """What differs from the manifest's record of the saved files ("" when nothing)."""
+    recorded = manifest.get("sha256")
+    if not isinstance(recorded, dict) or "chunks.jsonl" not in recorded:
+        return "no checksums"
+    found = _digests(directory)
+    for name, digest in recorded.items():
+        if name not in found:
+            return f"{name} is missing"
+        if found[name] != digest:
+            return f"{name} differs from what was saved"
+    extra = sorted(set(found) - set(recorded))
+    return f"{extra[0]} was not saved with it" if extra else ""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
