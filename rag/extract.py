@@ -149,6 +149,21 @@ def candidates(passages: Sequence[Passage]) -> list[Candidate]:
     return found
 
 
+def shortlist(query: str, passages: Sequence[Passage], n: int) -> list[Candidate]:
+    """The ``n`` candidates of ``passages`` the judge reads, by a cheap score: the share of the
+    query's words each holds, its passage's similarity, its passage's rank. (Training builds
+    its archive negatives with this too, ``train.features``.)"""
+    query_terms = set(content_terms(query))
+    cheap = []
+    for c in candidates(passages):
+        terms = set(content_terms(c.sentence))
+        overlap = len(query_terms & terms) / len(query_terms) if query_terms else 0.0
+        strength = c.passage.dense_score if c.passage.dense_score is not None else 0.0
+        cheap.append(replace(c, cheap=overlap + 0.5 * strength - 0.02 * c.rank))
+    cheap.sort(key=lambda c: c.cheap, reverse=True)
+    return cheap[:n]
+
+
 class JudgePrep:
     """What ingest prepares for the extractive answerer (``rag.index.ArticlePrep``): the
     judge's inputs for every candidate sentence of each chunk, read as a passage of its own
@@ -281,18 +296,9 @@ class ExtractiveAnswerer:
         self, query: str, analysis: QuestionAnalysis, passages: Sequence[Passage]
     ) -> list[Candidate]:
         """The candidate sentences of ``passages``, best first, scored by the judge."""
-        pool = candidates(passages)
-        if not pool:
+        kept = shortlist(query, passages, self.settings.judge_candidates)
+        if not kept:
             return []
-        query_terms = set(content_terms(query))
-        cheap = []
-        for c in pool:
-            terms = set(content_terms(c.sentence))
-            overlap = len(query_terms & terms) / len(query_terms) if query_terms else 0.0
-            strength = c.passage.dense_score if c.passage.dense_score is not None else 0.0
-            cheap.append(replace(c, cheap=overlap + 0.5 * strength - 0.02 * c.rank))
-        cheap.sort(key=lambda c: c.cheap, reverse=True)
-        kept = cheap[: self.settings.judge_candidates]
         texts = [c.judge_text for c in kept]
         probabilities = self._judge().score(query, texts)
         scored = [replace(c, score=float(p)) for c, p in zip(kept, probabilities, strict=True)]

@@ -290,14 +290,19 @@ class FeatureJudge:
     def score(self, question: str, candidates: Sequence[str]) -> NDArray[np.float32]:
         if not candidates:
             return np.zeros(0, dtype=np.float32)
-        session, embedder = self._loaded()
+        session, _ = self._loaded()
+        return combined_scores(session[0], session[1], self.feature_rows(question, candidates))
+
+    def feature_rows(self, question: str, candidates: Sequence[str]) -> NDArray[np.float32]:
+        """The ``FEATURES`` rows the networks read for these candidates (``judge_input``
+        texts); training reads them too, for candidates retrieved from an archive."""
+        _, embedder = self._loaded()
         split = [split_candidate(c) for c in candidates]
         sentences = [s for s, _ in split]
         contexts = [c for _, c in split]
         vectors = embedder.embed([question, *sentences])
         windows = window_vectors(embedder.embed, sentences, contexts)
-        rows = features(question, sentences, contexts, vectors[0], vectors[1:], windows)
-        return combined_scores(session[0], session[1], rows)
+        return features(question, sentences, contexts, vectors[0], vectors[1:], windows)
 
     # -- ingest-time preparation (rag.index.ArticlePrep) --------------------------------------
 
