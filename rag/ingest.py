@@ -30,18 +30,28 @@ Corpus format (what ``corpus/`` and any folder handed to ``read_articles`` may h
   ``europe.chinadaily.com.cn`` -> "China Daily"), any other host itself without ``www.``;
   reserved example/test hosts (``news.example``, ``localhost``) give none.
 
-Ids: an ``id`` given in the file (1-128 of ``A-Za-z0-9._-``); else the hex part of a file stem
-like ``000_46ce722664604c9f``; else a hash of the URL; else a slug of the file stem (rows: a hash
-of title and date). None depends on the text, so editing an article keeps its id.
+Ids: an ``id`` given in the file (1-128 of ``A-Za-z0-9._-``, not only dots: ``.`` and ``..``
+cannot name an article in a URL path); else the hex part of a file stem like
+``000_46ce722664604c9f``; else a hash of the URL; else a slug of the file stem (rows: a hash of
+title and date). None depends on the text, so editing an article keeps its id.
 Files and folders whose names start with ``.`` are skipped when walking a folder. A folder that
 cannot be listed (no permission, an I/O error) is reported as skipped like a bad file, with the
-folder as its source, so that a prune keeps every article stored from under it.
+folder as its source, so that a prune keeps every article stored from under it. A symlink that
+loops or points nowhere is reported as skipped too; symlinked folders inside a folder are
+not walked.
+
+Encodings: UTF-8 (with or without a byte-order mark), and UTF-16 or UTF-32 when the file starts
+with their byte-order mark. Sizes: one article is at most ``MAX_ARTICLE_MB`` (a ``.md``/``.txt``
+file, one export row, the text found in a page) and an HTML page at most ``MAX_PAGE_MB``; bigger
+ones are skipped with their size in the reason, before anything is embedded. Exports have no
+file limit: they are read row by row.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import io
 import json
 import os
@@ -64,6 +74,14 @@ from rag.errors import CorpusError
 from rag.schema import Article, content_hash
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl", ".csv")
+_EXPORT_SUFFIXES = (".jsonl", ".csv")
+
+# A long news feature is about 0.3 MB of text; 5 MB leaves room for transcripts and reports
+# while one article still embeds in well under a minute. Pages carry markup, scripts and styles
+# besides their text, and trafilatura reads a page's text at about 4 s per MB.
+MAX_ARTICLE_MB = 5
+MAX_PAGE_MB = 10
+_MB = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +161,11 @@ def read_file(path: Path) -> list[Article]:
     For ``.jsonl``/``.csv`` exports, bad rows are left out (``read_articles`` reports them);
     an export with no readable row at all is an error.
     """
-    if not path.exists():
+    if not path.exists() and not _is_symlink_loop(path):
         raise CorpusError(f"no such file or directory: {path}")
+    problem = _unresolvable_reason(path)
+    if problem:
+        raise _UnreadableSource(str(path), problem)
     if not _is_supported_file(path):
         raise _UnreadableSource(str(path), _unsupported_reason(path))
     articles, bad_rows = _read_file_and_bad_rows(path)
@@ -160,10 +181,11 @@ def read_file(path: Path) -> list[Article]:
 
 
 def _files_to_read(paths: Sequence[Path]) -> tuple[list[Path], list[SkippedFile]]:
-    """Files named or found under ``paths``, in order, each once, and the folders that could
-    not be listed; raises for a missing path."""
+    """Files named or found under ``paths``, in order, each once, and what could not be
+    followed (folders that could not be listed, looping or broken symlinks); raises for a
+    missing path."""
     for path in paths:
-        if not path.exists():
+        if not path.exists() and not _is_symlink_loop(path):
             raise CorpusError(f"no such file or directory: {path}")
     files: list[Path] = []
     unreadable: list[SkippedFile] = []
@@ -171,11 +193,39 @@ def _files_to_read(paths: Sequence[Path]) -> tuple[list[Path], list[SkippedFile]
     for path in paths:
         found = _walk_folder(path, unreadable) if path.is_dir() else iter([path])
         for file_path in found:
-            resolved = file_path.resolve()
+            try:
+                resolved = file_path.resolve(strict=True)
+            except (OSError, RuntimeError) as error:
+                reason = _unresolvable_reason(file_path) or f"cannot read: {error}"
+                unreadable.append(SkippedFile(str(file_path), reason))
+                continue
             if resolved not in seen:
                 seen.add(resolved)
                 files.append(file_path)
     return files, unreadable
+
+
+def _is_symlink_loop(path: Path) -> bool:
+    return _unresolvable_reason(path) == _SYMLINK_LOOP
+
+
+_SYMLINK_LOOP = "symlink loop: following the link never reaches a file"
+
+
+def _unresolvable_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be followed to a file or folder (a looping or broken symlink, an
+    unreadable parent), or None when it can."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # how Python 3.11 and 3.12 report a loop
+        return _SYMLINK_LOOP
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return _SYMLINK_LOOP
+        if isinstance(error, FileNotFoundError) and path.is_symlink():
+            return f"broken symlink: its target {os.readlink(path)} does not exist"
+        return f"cannot read: {_os_reason(error)}"
+    return None
 
 
 def _walk_folder(folder: Path, unreadable: list[SkippedFile]) -> Iterator[Path]:
@@ -217,39 +267,156 @@ _ReadOutcome = tuple[list[Article], list[SkippedFile]]
 
 
 def _read_file_and_bad_rows(path: Path) -> _ReadOutcome:
-    text = _read_text(path)
-    reader = _READERS[path.suffix.lower()]
-    return reader(text, path)
+    suffix = path.suffix.lower()
+    if suffix in _EXPORT_SUFFIXES:
+        return _EXPORT_READERS[suffix](path)
+    _check_file_size(path, suffix)
+    return [_ARTICLE_READERS[suffix](_read_text(path), path)], []
+
+
+def _check_file_size(path: Path, suffix: str) -> None:
+    """Refuses a one-article file over its limit before it is read (exports have none)."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise _UnreadableSource(str(path), f"cannot read: {_os_reason(error)}") from error
+    if suffix in (".html", ".htm"):
+        limit_mb, what, note = MAX_PAGE_MB, "one HTML page", ""
+    else:
+        limit_mb, what = MAX_ARTICLE_MB, "one article"
+        note = " (a .jsonl or .csv export may hold many)"
+    if size > limit_mb * _MB:
+        raise _UnreadableSource(
+            str(path), f"file is {_megabytes(size)}; the limit for {what} is {limit_mb} MB{note}"
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / _MB:.1f} MB"
+
+
+def _text_size(text: str) -> int:
+    """Bytes of ``text`` as UTF-8."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+# Byte-order marks, longest first: the UTF-32 LE mark starts with the UTF-16 LE one.
+_BYTE_ORDER_MARKS: tuple[tuple[bytes, str, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"),
+)
+
+
+def _encoding(head: bytes) -> tuple[str, str, int]:
+    """(codec, name, length of the byte-order mark) for a file starting with ``head``:
+    the encoding its byte-order mark names, else UTF-8."""
+    for mark, codec, name in _BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return codec, name, len(mark)
+    return "utf-8", "UTF-8", 0
+
+
+def _nul_reason(head: bytes) -> str:
+    """Why bytes with NULs and no byte-order mark are not read: UTF-16 without its mark
+    (ASCII letters alternate with zero bytes) is named, anything else is binary."""
+    sample = head[: 4096 - 4096 % 2]
+    low, high = sample[0::2], sample[1::2]
+    pairs = len(high)
+    for name, zeros, letters in (("LE", high, low), ("BE", low, high)):
+        if pairs >= 2 and zeros.count(0) >= 0.9 * pairs and letters.count(0) <= 0.1 * pairs:
+            return f"UTF-16 {name} text without a byte-order mark: save it as UTF-8"
+    return "binary file"
 
 
 def _read_text(path: Path) -> str:
-    """The file decoded as UTF-8 (BOM allowed), newlines as ``\\n``, Unicode NFC."""
+    """The file decoded (UTF-8, or the UTF-16/UTF-32 its byte-order mark names), newlines
+    as ``\\n``, Unicode NFC."""
     source = str(path)
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise _UnreadableSource(source, f"cannot read: {error.strerror or error}") from error
-    if b"\x00" in raw:
-        raise _UnreadableSource(source, "binary file")
-    offset = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    codec, name, offset = _encoding(raw[:4])
+    if codec == "utf-8" and b"\x00" in raw:
+        raise _UnreadableSource(source, _nul_reason(raw))
     try:
-        text = raw[offset:].decode("utf-8")
+        text = raw[offset:].decode(codec)
     except UnicodeDecodeError as error:
-        bad_byte = raw[offset + error.start]
-        reason = f"not UTF-8 text (byte 0x{bad_byte:02x} at position {offset + error.start})"
+        position = offset + error.start
+        if codec == "utf-8":
+            reason = f"not UTF-8 text (byte 0x{raw[position]:02x} at position {position})"
+        else:
+            reason = f"starts with a {name} byte-order mark but is not {name} text"
+            reason += f" (at position {position})"
         raise _UnreadableSource(source, reason) from error
+    if "\x00" in text:
+        raise _UnreadableSource(source, "binary file")
     if not text.strip():
         raise _UnreadableSource(source, "empty")
     return _unify_newlines_nfc(text)
 
 
-def _single(read: Callable[[str, Path], Article]) -> Callable[[str, Path], _ReadOutcome]:
-    """Adapts a one-article reader to the shape export readers return."""
+def _export_lines(path: Path, bad_lines: list[SkippedFile] | None = None) -> Iterator[str]:
+    """An export's lines, each ending in ``\\n`` (the last may not), decoded as ``_read_text``
+    decodes, newlines unified and NFC. One line is held at a time, so an export of any size
+    can be read.
 
-    def read_one(text: str, path: Path) -> _ReadOutcome:
-        return [read(text, path)], []
+    A UTF-8 line that cannot be decoded goes to ``bad_lines`` and reads as a blank line, or
+    raises ``_UnreadableSource`` without ``bad_lines``; in UTF-16/UTF-32 it always raises, as
+    what follows cannot be decoded either. A raise ends the lines.
+    """
+    source = str(path)
+    try:
+        with path.open("rb") as binary:
+            head = binary.read(8192)
+            codec, name, offset = _encoding(head[:4])
+            if codec == "utf-8" and b"\x00" in head:
+                raise _UnreadableSource(source, _nul_reason(head))
+            binary.seek(offset)
+            if codec == "utf-8":
+                for number, raw in enumerate(binary, start=1):
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as error:
+                        bad = SkippedFile(
+                            f"{source}#line {number}",
+                            f"not UTF-8 text (byte 0x{raw[error.start]:02x} at position"
+                            f" {error.start})",
+                        )
+                        if bad_lines is None:
+                            raise _UnreadableSource(bad.source, bad.reason) from None
+                        bad_lines.append(bad)
+                        line = "\n"
+                    yield from _split_lines(line)
+            else:
+                lines_read = 0
+                try:
+                    for line in io.TextIOWrapper(binary, encoding=codec, newline=None):
+                        lines_read += 1
+                        yield _unify_newlines_nfc(line)
+                except UnicodeDecodeError:
+                    raise _UnreadableSource(
+                        f"{source}#line {lines_read + 1}",
+                        f"starts with a {name} byte-order mark but is not {name} text",
+                    ) from None
+    except OSError as error:
+        raise _UnreadableSource(source, f"cannot read: {error.strerror or error}") from error
 
-    return read_one
+
+def _split_lines(text: str) -> Iterator[str]:
+    """``text`` (one line read up to ``\\n``) split at any old-style ``\\r`` newline too."""
+    unified = _unify_newlines_nfc(text)
+    if "\n" not in unified[:-1]:
+        yield unified
+        return
+    pieces = unified.split("\n")
+    last = pieces.pop()
+    yield from (piece + "\n" for piece in pieces)
+    if last:
+        yield last
 
 
 # --- text normalisation ----------------------------------------------------------------------
@@ -322,10 +489,16 @@ def _as_text(value: object, name: str, source: str) -> str:
 
 
 def _as_article_id(value: object, source: str) -> str:
+    """A given id, usable as one URL path segment (``/v1/articles/{id}``): only unreserved
+    URL characters, and not only dots, which a client resolves away (``.``, ``..``)."""
     article_id = _as_text(value, "id", source)
     if not _ID_PATTERN.fullmatch(article_id):
         raise _UnreadableSource(
             source, f"bad id {article_id!r} (use 1-128 characters of A-Z a-z 0-9 . _ -)"
+        )
+    if not article_id.strip("."):
+        raise _UnreadableSource(
+            source, f"bad id {article_id!r} (an id of only dots cannot be used in a URL)"
         )
     return article_id
 
@@ -432,6 +605,12 @@ def _build_article(
     body = "\n\n".join(paragraphs).strip()
     if not body:
         raise _UnreadableSource(source, "no article text")
+    if _text_size(body) > MAX_ARTICLE_MB * _MB:
+        raise _UnreadableSource(
+            source,
+            f"article text is {_megabytes(_text_size(body))}; the limit for one article is"
+            f" {MAX_ARTICLE_MB} MB",
+        )
     return Article(
         article_id=article_id,
         title=title,
@@ -841,8 +1020,101 @@ def _drop_trailing_chrome(body: list[_Line]) -> list[_Line]:
 # --- HTML ------------------------------------------------------------------------------------
 
 
+# libxml2, which parses pages for trafilatura, stops at 256 nested elements and loses what is
+# deeper; the tags of a page nested deeper than this are removed below it, keeping its text.
+_HTML_MAX_DEPTH = 200
+_VOID_ELEMENTS = frozenset(
+    {
+        "area", "base", "basefont", "br", "col", "embed", "frame", "hr", "img", "input",
+        "isindex", "keygen", "link", "meta", "param", "source", "track", "wbr",
+    }
+)  # fmt: skip
+# An element of these opened right inside one of the same name closes it (<p>a<p>b).
+_SIBLING_CLOSED = frozenset({"p", "li", "option", "tr", "td", "th", "dt", "dd"})
+
+
+class _TagNesting:
+    """How deep elements nest, roughly as an HTML parser nests them: void elements hold
+    nothing, an end tag closes whatever is open inside its element, a stray one is ignored,
+    and ``<p>``/``<li>``... opened inside the same closes it. ``<div/>`` opens a ``div``."""
+
+    def __init__(self) -> None:
+        self._open: list[str] = []
+        self.deepest = 0
+
+    def start(self, tag: str) -> int:
+        """The depth of the element ``tag`` starts (1 for the outermost)."""
+        if tag in _VOID_ELEMENTS:
+            return len(self._open) + 1
+        if tag in _SIBLING_CLOSED and self._open and self._open[-1] == tag:
+            self._open.pop()
+        self._open.append(tag)
+        self.deepest = max(self.deepest, len(self._open))
+        return len(self._open)
+
+    def end(self, tag: str) -> int | None:
+        """The depth of the element ``tag`` ends, or None when none is open."""
+        for index in range(len(self._open) - 1, -1, -1):
+            if self._open[index] == tag:
+                del self._open[index:]
+                return index + 1
+        return None
+
+
+class _DeepTagRemover(HTMLParser):
+    """The page as written, less the start and end tags of elements nested deeper than
+    ``max_depth``; their text, comments and everything shallower are kept verbatim."""
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(convert_charrefs=False)
+        self._max_depth = max_depth
+        self._nesting = _TagNesting()
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._nesting.start(tag) <= self._max_depth:
+            self.parts.append(self.get_starttag_text() or "")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        depth = self._nesting.end(tag)
+        if depth is None or depth <= self._max_depth:
+            self.parts.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_entityref(self, name: str) -> None:
+        self.parts.append(f"&{name};")
+
+    def handle_charref(self, name: str) -> None:
+        self.parts.append(f"&#{name};")
+
+    def handle_comment(self, data: str) -> None:
+        self.parts.append(f"<!--{data}-->")
+
+    def handle_decl(self, decl: str) -> None:
+        self.parts.append(f"<!{decl}>")
+
+    def handle_pi(self, data: str) -> None:
+        self.parts.append(f"<?{data}>")
+
+    def unknown_decl(self, data: str) -> None:
+        self.parts.append(f"<![{data}]>")
+
+
+def _without_deep_tags(html: str, max_depth: int = _HTML_MAX_DEPTH) -> str:
+    remover = _DeepTagRemover(max_depth)
+    remover.feed(html)
+    remover.close()
+    return "".join(remover.parts)
+
+
 class _MetaTagReader(HTMLParser):
-    """Collects ``<title>``, ``<meta>`` and ``<link rel=canonical>`` values as fallbacks."""
+    """Collects ``<title>``, ``<meta>`` and ``<link rel=canonical>`` values as fallbacks,
+    and how deep the page's elements nest."""
 
     _KEYS: ClassVar[dict[str, str]] = {
         "og:title": "title",
@@ -860,10 +1132,15 @@ class _MetaTagReader(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.values: dict[str, str] = {}
+        self.nesting = _TagNesting()
         self._in_title = False
         self._title_parts: list[str] = []
 
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)  # an HTML parser ignores the "/" of <div/>
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.nesting.start(tag)
         attributes = {name.lower(): value or "" for name, value in attrs}
         if tag == "title":
             self._in_title = True
@@ -880,6 +1157,7 @@ class _MetaTagReader(HTMLParser):
             self.values.setdefault(name, _one_line(value))
 
     def handle_endtag(self, tag: str) -> None:
+        self.nesting.end(tag)
         if tag == "title":
             self._in_title = False
 
@@ -891,18 +1169,22 @@ class _MetaTagReader(HTMLParser):
         return _one_line("".join(self._title_parts))
 
 
-def _html_meta_fallbacks(html: str) -> dict[str, str]:
+def _html_meta_fallbacks(html: str) -> tuple[dict[str, str], int]:
+    """Metadata from the page's tags, and how deep its elements nest."""
     reader = _MetaTagReader()
     reader.feed(html)
     reader.close()
     values = dict(reader.values)
     if "title" not in values and reader.page_title():
         values["title"] = reader.page_title()
-    return values
+    return values, reader.nesting.deepest
 
 
 def _read_html(text: str, path: Path) -> Article:
     """Main text and metadata via trafilatura, which parses the string and fetches nothing."""
+    fallback, depth = _html_meta_fallbacks(text)
+    if depth > _HTML_MAX_DEPTH:
+        text = _without_deep_tags(text)
     document = trafilatura.bare_extraction(
         text,
         include_comments=False,
@@ -912,7 +1194,6 @@ def _read_html(text: str, path: Path) -> Article:
         with_metadata=True,
     )
     extracted = document if isinstance(document, Document) else None
-    fallback = _html_meta_fallbacks(text)
 
     def value(name: str) -> str:
         found = getattr(extracted, name, None)
@@ -1022,18 +1303,36 @@ def _title_from_text(text: str, limit: int = 80) -> str:
     return first[:limit].rsplit(" ", 1)[0] + "…"
 
 
-def _read_jsonl(text: str, path: Path) -> _ReadOutcome:
+def _read_jsonl(path: Path) -> _ReadOutcome:
     articles: list[Article] = []
     skipped: list[SkippedFile] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        source = f"{path}#line {number}"
-        try:
-            articles.append(_article_from_record(_json_object(line, source), source))
-        except _UnreadableSource as error:
-            skipped.append(SkippedFile(source, error.reason))
+    try:
+        for number, line in enumerate(_export_lines(path, skipped), start=1):
+            if not line.strip():
+                continue
+            source = f"{path}#line {number}"
+            try:
+                _check_row_size(line, "line", source)
+                articles.append(_article_from_record(_json_object(line, source), source))
+            except _UnreadableSource as error:
+                skipped.append(SkippedFile(source, error.reason))
+    except _UnreadableSource as error:
+        if not articles and not skipped and error.source == str(path):
+            raise  # nothing read: the file itself is bad
+        skipped.append(SkippedFile(error.source, f"{error.reason}; the rest was not read"))
+    if not articles and not skipped:
+        raise _UnreadableSource(str(path), "empty")
     return articles, skipped
+
+
+def _check_row_size(row: str | Sequence[str], what: str, source: str) -> None:
+    """One export row is one article: the same limit as an article file."""
+    size = _text_size(row) if isinstance(row, str) else sum(_text_size(cell) for cell in row)
+    if size > MAX_ARTICLE_MB * _MB:
+        raise _UnreadableSource(
+            source,
+            f"{what} is {_megabytes(size)}; the limit for one article is {MAX_ARTICLE_MB} MB",
+        )
 
 
 def _json_object(line: str, source: str) -> Mapping[object, object]:
@@ -1051,10 +1350,10 @@ def _json_object(line: str, source: str) -> Mapping[object, object]:
 _CSV_FIELD_LIMIT = 2**31 - 1  # whole articles sit in one field; the default limit is 128 KiB
 
 
-def _read_csv(text: str, path: Path) -> _ReadOutcome:
+def _read_csv(path: Path) -> _ReadOutcome:
     # The limit is process-wide; it is only ever raised (restoring it could race another read).
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    rows = csv.reader(io.StringIO(text))
+    rows = csv.reader(_export_lines(path))
     header = _csv_header(rows, path)
     articles: list[Article] = []
     skipped: list[SkippedFile] = []
@@ -1065,19 +1364,30 @@ def _read_csv(text: str, path: Path) -> _ReadOutcome:
                 continue
             source = f"{path}#row {number}"
             try:
+                _check_row_size(row, "row", source)
+                if any("\x00" in cell for cell in row):
+                    raise _UnreadableSource(source, "binary data (a NUL character)")
                 articles.append(_article_from_record(_csv_record(header, row, source), source))
             except _UnreadableSource as error:
                 skipped.append(SkippedFile(source, error.reason))
     except csv.Error as error:
         raise _UnreadableSource(str(path), f"bad CSV after row {number}: {error}") from None
+    except _UnreadableSource as error:
+        skipped.append(
+            SkippedFile(error.source, f"{error.reason}; rows after row {number} were not read")
+        )
     return articles, skipped
 
 
 def _csv_header(rows: Iterator[list[str]], path: Path) -> list[str]:
+    """The first row that is not blank, lower case."""
     try:
-        header = [name.strip().lower() for name in next(rows)]
-    except (StopIteration, csv.Error) as error:
+        first = next(row for row in rows if any(cell.strip() for cell in row))
+    except StopIteration:
+        raise _UnreadableSource(str(path), "empty") from None
+    except csv.Error as error:
         raise _UnreadableSource(str(path), f"no CSV header row ({error})") from None
+    header = [unicodedata.normalize("NFC", name.strip().lower()) for name in first]
     if not set(header) & set(_FIELD_ALIASES["text"]):
         names = ", ".join(_FIELD_ALIASES["text"])
         raise _UnreadableSource(str(path), f"no text column (expected one of {names})")
@@ -1090,12 +1400,15 @@ def _csv_record(header: list[str], row: list[str], source: str) -> dict[object, 
     return dict(zip(header, row, strict=True))
 
 
-_READERS: dict[str, Callable[[str, Path], _ReadOutcome]] = {
-    ".md": _single(_read_markdown),
-    ".markdown": _single(_read_markdown),
-    ".txt": _single(_read_plain_text),
-    ".html": _single(_read_html),
-    ".htm": _single(_read_html),
+_ARTICLE_READERS: dict[str, Callable[[str, Path], Article]] = {
+    ".md": _read_markdown,
+    ".markdown": _read_markdown,
+    ".txt": _read_plain_text,
+    ".html": _read_html,
+    ".htm": _read_html,
+}
+# Exports are read from the file a line at a time, never whole.
+_EXPORT_READERS: dict[str, Callable[[Path], _ReadOutcome]] = {
     ".jsonl": _read_jsonl,
     ".csv": _read_csv,
 }

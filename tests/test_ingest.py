@@ -20,6 +20,7 @@ from rag.ingest import (
     SUPPORTED_SUFFIXES,
     ReadResult,
     SkippedFile,
+    article_from_record,
     publisher_from_url,
     read_articles,
     read_file,
@@ -683,3 +684,207 @@ def test_ids_are_stable_when_only_the_text_changes(tmp_path: Path) -> None:
     assert len(ids_before) == 6
     assert ids_before == ids_after
     assert "plain-slug" in ids_before and "0123456789abcdef" in ids_before
+
+
+# --- red-team inputs (issue 9, item 8) -------------------------------------------------------
+
+GOOD_MD = "---\nid: good\ntitle: Good\n---\nA good article.\n"
+
+
+def test_a_symlink_loop_is_skipped_with_a_reason_and_the_rest_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "articles"
+    write(folder / "a.md", GOOD_MD)
+    write(folder / "sub" / "b.txt", "Sub Title\n\nAn article in a subfolder.")
+    (folder / "self.md").symlink_to("self.md")
+    (folder / "ping.txt").symlink_to("pong.txt")
+    (folder / "pong.txt").symlink_to("ping.txt")
+    (folder / "sub" / "up").symlink_to("..")  # a folder cycle: not followed
+    (folder / "gone.md").symlink_to("missing.md")
+
+    result = read_articles([folder])
+
+    assert [a.title for a in result.articles] == ["Good", "Sub Title"]
+    loop = "symlink loop: following the link never reaches a file"
+    assert reasons_by_source(result) == {
+        str(folder / "gone.md"): "broken symlink: its target missing.md does not exist",
+        str(folder / "ping.txt"): loop,
+        str(folder / "pong.txt"): loop,
+        str(folder / "self.md"): loop,
+    }
+    named = read_articles([folder / "self.md", folder / "a.md"])
+    assert [a.title for a in named.articles] == ["Good"]
+    assert named.skipped == (SkippedFile(str(folder / "self.md"), loop),)
+    with pytest.raises(CorpusError, match=f"self.md: {loop}$"):
+        read_file(folder / "self.md")
+
+
+MD_WITH_ACCENTS = "---\ntitle: Café Opens\n---\nThe café opened on Monday — “at last”, 日本.\n"
+
+
+@pytest.mark.parametrize(
+    ("bom", "codec"),
+    [
+        (b"", "utf-8"),
+        (b"\xef\xbb\xbf", "utf-8"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+        (b"\xff\xfe\x00\x00", "utf-32-le"),
+        (b"\x00\x00\xfe\xff", "utf-32-be"),
+    ],
+)
+def test_utf16_and_utf32_files_with_a_byte_order_mark_are_read(
+    tmp_path: Path, bom: bytes, codec: str
+) -> None:
+    path = write(tmp_path / "a.md", bom + MD_WITH_ACCENTS.replace("\n", "\r\n").encode(codec))
+    rows = write(
+        tmp_path / "rows.jsonl",
+        bom + '{"id": "r1", "title": "Café", "text": "Row one — “yes”."}\n'.encode(codec),
+    )
+    table = write(
+        tmp_path / "rows.csv",
+        bom + 'id,title,text\r\nc1,Café,"Line one,\r\nline two"\r\n'.encode(codec),
+    )
+
+    article = only_article(path)
+    assert (article.title, article.text) == (
+        "Café Opens",
+        "The café opened on Monday — “at last”, 日本.",
+    )
+    assert only_article(rows).text == "Row one — “yes”."
+    assert only_article(table).text == "Line one,\nline two"
+
+
+def test_utf16_without_a_byte_order_mark_or_broken_after_one_is_named(tmp_path: Path) -> None:
+    text = "Title\n\nSome text that is UTF-16 without its mark."
+    no_bom_le = write(tmp_path / "le.txt", text.encode("utf-16-le"))
+    no_bom_be = write(tmp_path / "be.jsonl", '{"text": "x"}\n'.encode("utf-16-be"))
+    broken = write(tmp_path / "broken.txt", b"\xff\xfe" + "Title\n\nBody".encode("utf-16-le")[:-1])
+
+    result = read_articles([tmp_path])
+
+    assert result.articles == ()
+    assert reasons_by_source(result) == {
+        str(no_bom_be): "UTF-16 BE text without a byte-order mark: save it as UTF-8",
+        str(broken): "starts with a UTF-16 byte-order mark but is not UTF-16 text (at position 22)",
+        str(no_bom_le): "UTF-16 LE text without a byte-order mark: save it as UTF-8",
+    }
+
+
+def test_a_bad_utf8_line_in_an_export_skips_that_line_only(tmp_path: Path) -> None:
+    rows = write(
+        tmp_path / "rows.jsonl",
+        b'{"id": "a", "title": "A", "text": "First."}\n'
+        b'{"id": "b", "title": "B", "text": "Caf\xe9."}\n'
+        b'{"id": "c", "title": "C", "text": "Third."}\n',
+    )
+
+    result = read_articles([rows])
+
+    assert [a.article_id for a in result.articles] == ["a", "c"]
+    assert result.skipped == (
+        SkippedFile(f"{rows}#line 2", "not UTF-8 text (byte 0xe9 at position 38)"),
+    )
+
+
+def nested_page(depth: int) -> str:
+    return (
+        "<html><head><title>Deep Page</title></head><body>"
+        + "<div>" * depth
+        + "<p>The harbour council voted seven to two on Wednesday to build the flood wall.</p>"
+        + "</div>" * depth
+        + "</body></html>"
+    )
+
+
+@pytest.mark.parametrize("depth", [10, 300, 5000])
+def test_a_deeply_nested_html_paragraph_is_read(tmp_path: Path, depth: int) -> None:
+    page = write(tmp_path / "deep.html", nested_page(depth))
+
+    article = only_article(page)
+
+    assert article.title == "Deep Page"
+    assert article.text == (
+        "The harbour council voted seven to two on Wednesday to build the flood wall."
+    )
+
+
+def test_removing_deep_tags_keeps_a_shallow_page_as_written() -> None:
+    from rag.ingest import _without_deep_tags
+
+    page = (ARTICLES / "harbour-flood-wall.html").read_text(encoding="utf-8")
+    assert _without_deep_tags(page) == page
+    deep = _without_deep_tags(nested_page(5000), max_depth=4)
+    assert deep.count("<div>") == deep.count("</div>") == 2  # html, body and two divs
+    assert "<p>" not in deep and "voted seven to two" in deep
+
+
+def sparse_file(path: Path, size: int) -> Path:
+    """A file of ``size`` bytes that takes no disk space (and would read as binary)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def test_files_over_the_size_limit_are_skipped_before_they_are_read(tmp_path: Path) -> None:
+    from rag.ingest import MAX_ARTICLE_MB, MAX_PAGE_MB
+
+    assert (MAX_ARTICLE_MB, MAX_PAGE_MB) == (5, 10)
+    big_text = sparse_file(tmp_path / "big.txt", 50_000_000)
+    big_page = sparse_file(tmp_path / "big.html", 10_000_001)
+    write(tmp_path / "good.md", GOOD_MD)
+
+    result = read_articles([tmp_path])
+
+    assert [a.article_id for a in result.articles] == ["good"]
+    assert reasons_by_source(result) == {
+        str(big_page): "file is 10.0 MB; the limit for one HTML page is 10 MB",
+        str(big_text): "file is 50.0 MB; the limit for one article is 5 MB"
+        " (a .jsonl or .csv export may hold many)",
+    }
+
+
+def test_an_export_is_read_row_by_row_with_a_limit_for_each_row(tmp_path: Path) -> None:
+    three_mb = "Word " * 600_000
+    rows = [
+        {"id": "big-1", "title": "Big one", "text": three_mb},
+        {"id": "too-big", "title": "Too big", "text": three_mb * 2},
+        {"id": "big-2", "title": "Big two", "text": three_mb},
+    ]
+    export = write(tmp_path / "rows.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    table = write(tmp_path / "rows.csv", f"id,title,text\nc1,C,{three_mb}\nc2,D,{three_mb * 2}\n")
+
+    result = read_articles([export, table])
+
+    assert export.stat().st_size > 10_000_000  # bigger than any one article may be
+    assert [a.article_id for a in result.articles] == ["big-1", "big-2", "c1"]
+    assert result.skipped == (
+        SkippedFile(f"{export}#line 2", "line is 6.0 MB; the limit for one article is 5 MB"),
+        SkippedFile(f"{table}#row 2", "row is 6.0 MB; the limit for one article is 5 MB"),
+    )
+    too_long = r"article text is 6\.0 MB; the limit for one article is 5 MB$"
+    with pytest.raises(CorpusError, match=too_long):
+        article_from_record({"id": "x", "title": "X", "text": three_mb * 2}, "POST body")
+
+
+@pytest.mark.parametrize("bad_id", [".", "..", "...", "a/b", "a?b", "a#b", "a%2Fb", "a b", ""])
+def test_ids_that_cannot_be_a_url_path_segment_are_refused(tmp_path: Path, bad_id: str) -> None:
+    md = write(tmp_path / "a.md", f"---\nid: '{bad_id}'\ntitle: T\n---\nBody.")
+    rows = write(tmp_path / "rows.jsonl", json.dumps({"id": bad_id, "title": "T", "text": "B"}))
+
+    result = read_articles([md, rows])
+
+    if bad_id == "":  # no id given: one is made up from the file name and the row
+        assert len(result.articles) == 2
+        return
+    assert result.articles == ()
+    for skipped in result.skipped:
+        assert skipped.reason.startswith(f"bad id {bad_id!r} (")
+    with pytest.raises(CorpusError, match="bad id"):
+        article_from_record({"id": bad_id, "title": "T", "text": "Body."}, "POST body")
+
+
+@pytest.mark.parametrize("good_id", ["a.b", ".hidden", "v1..2", "-", "_"])
+def test_ids_with_dots_among_other_characters_are_kept(tmp_path: Path, good_id: str) -> None:
+    article = article_from_record({"id": good_id, "title": "T", "text": "Body."}, "POST body")
+    assert article.article_id == good_id
