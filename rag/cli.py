@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.config import Settings
-from rag.errors import RagError
+from rag.errors import IndexNotBuiltError, RagError
 
 if TYPE_CHECKING:
     from rag.assistant import Assistant
@@ -190,6 +190,17 @@ def _open(settings: Settings) -> Assistant:
     return Assistant.open(settings)
 
 
+def _require_data_dir(settings: Settings, hint: str = "") -> None:
+    """Refuses a local index folder that does not exist (a mistyped ``--data-dir``) before
+    opening the store would create it; only ``rag ingest`` starts a new index."""
+    if settings.chroma_url or settings.data_dir.is_dir():
+        return
+    data_dir = settings.data_dir
+    raise IndexNotBuiltError(
+        f"no index at {data_dir}: run `rag ingest --data-dir {data_dir}` first{hint}"
+    )
+
+
 def _default_corpus(settings: Settings) -> Path:
     """The folder ``rag ingest`` reads when given no paths, checked before any index is opened."""
     from rag.errors import CorpusError
@@ -233,6 +244,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         date_from=args.since,
         date_to=args.until,
     )
+    _require_data_dir(settings)
     assistant = _open(settings)
     assistant.store.require_built()
     answer = assistant.ask(args.question, args.history, filters)
@@ -262,6 +274,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     under = evaluate.parse_thresholds(args.fail_under, "--fail-under")
     over = evaluate.parse_thresholds(args.fail_over, "--fail-over")
     questions = evaluate.load_questions(args.questions)
+    _require_data_dir(settings)
     assistant = _open(settings)
     assistant.store.require_built()
     assistant.warm_up()  # latency then measures answering, not loading the model
@@ -321,6 +334,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    _require_data_dir(settings, hint=" (or create the folder to serve an empty index)")
     import uvicorn
 
     import app

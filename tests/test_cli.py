@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -106,6 +107,10 @@ def test_bad_files_are_reported_and_do_not_stop_ingestion(
         (["ask", ""], "Please type a question"),
         (["ask", "x" * 1001], "the limit is 1000"),
         (["ask", "--since", "yesterday", "What?"], "date_from must be an ISO date"),
+        (
+            ["ask", "--since", "2025-06-06", "--until", "2025-06-01", "What?"],
+            "date_from (2025-06-06) is after date_to (2025-06-01): no article can match",
+        ),
         (["ask", "--top-k", "0", "What?"], "top_k must be greater than 0"),
         (["ingest", "/no/such/folder"], "no such file or directory"),
     ],
@@ -125,3 +130,54 @@ def test_asking_before_ingesting_says_what_to_do(
 ) -> None:
     code, _, err = run(capsys, "ask", "What?")
     assert code == 2 and "rag ingest" in err
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_and_not_created(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # never serve
+    run(capsys, "ingest", "--quiet", str(env))
+    typo = tmp_path / "indx"
+    questions = Path(__file__).resolve().parent.parent / "eval" / "questions.yaml"
+    for argv in (["ask", "What?"], ["eval", "--questions", str(questions)], ["serve"]):
+        code, out, err = run(capsys, *argv, "--data-dir", str(typo))
+        assert (code, out) == (2, ""), argv
+        assert err.startswith(f"error: no index at {typo}: run `rag ingest --data-dir {typo}`")
+        assert err.count("\n") == 1
+        assert not typo.exists(), argv
+    assert run(capsys, "ingest", "--quiet", "--data-dir", str(typo), str(env))[0] == 0
+    assert typo.is_dir()  # ingest starts a new index where it is told to
+
+
+def test_red_team_files_are_skipped_with_one_line_each_and_the_rest_ingested(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (env / "loop.md").symlink_to("loop.md")
+    utf16 = ARTICLE.replace("id: eu-strategy", "id: eu-utf16").replace("Why", "How")
+    (env / "utf16.md").write_bytes(codecs.BOM_UTF16_LE + utf16.encode("utf-16-le"))
+    (env / "deep.html").write_text(
+        "<html><head><title>Deep</title></head><body>"
+        + "<div>" * 5000
+        + "<p>The harbour council voted seven to two on Wednesday to build the wall.</p>"
+        + "</div>" * 5000
+        + "</body></html>",
+        encoding="utf-8",
+    )
+    with (env / "huge.txt").open("wb") as huge:
+        huge.truncate(50_000_000)
+    (env / "dots.md").write_text(ARTICLE.replace("id: eu-strategy", "id: '..'"), "utf-8")
+
+    code, out, err = run(capsys, "ingest", "--quiet", "--json", str(env))
+
+    assert code == 0
+    report = json.loads(out)
+    assert report["articles_added"] == 3  # eu.md, utf16.md, deep.html
+    assert {item["source"]: item["reason"] for item in report["skipped"]} == {
+        str(env / "loop.md"): "symlink loop: following the link never reaches a file",
+        str(env / "huge.txt"): "file is 50.0 MB; the limit for one article is 5 MB"
+        " (a .jsonl or .csv export may hold many)",
+        str(env / "dots.md"): "bad id '..' (an id of only dots cannot be used in a URL)",
+    }
+    assert err.count("\n") == 3 and all(line.startswith("skipped ") for line in err.splitlines())
