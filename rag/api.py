@@ -11,18 +11,27 @@ runs with uvicorn:
 - OpenAPI at ``/docs`` and ``/openapi.json``; the Gradio chat at ``/chat/`` (``/`` redirects
   there) and ``/embed/gradio.js``, a stable address for its web component's hashed script.
 
-Access: writes always need an API key (none configured: refused with 403); reads need one when
-keys are configured (401 without a valid one). Keys come as ``Authorization: Bearer <key>`` or
-``X-API-Key`` and are compared in constant time. Bodies are capped by Content-Length and while
-they stream (413). Browsers may call the API only from ``cors_origins``, and frame the chat only
-from ``frame_ancestors``. Every error is JSON ``{"error": "<one line>"}``: a ``RagError`` keeps
-its message (422, 409 for a locked index, 503 for an empty one); anything unexpected is logged
-and answered 500 ``internal error``.
+Access: writes always need an API key (none configured: refused with 403). With keys configured,
+everything else needs one too, the chat and Gradio's endpoints under ``/chat`` included, except
+the routes in ``OPEN_ROUTES`` (health, readiness, the API's description, the sign-in form). Keys
+come as ``Authorization: Bearer <key>`` or ``X-API-Key`` and are compared in constant time. A
+browser signs in to the chat at ``/chat/login`` with a key: that starts a session held in
+memory, for ``SESSION_TTL_S``, whose random token travels in an HttpOnly, SameSite=Strict cookie
+scoped to ``/chat`` (Secure over https); ``/chat/logout`` ends it. Without credentials a chat
+page redirects to the sign-in form and anything else is 401. A keys setting that holds no key
+stops the server at start-up. Bodies are capped by Content-Length and while they stream (413).
+Browsers may call the API only from ``cors_origins``, and frame the chat only from
+``frame_ancestors``. Every error is JSON ``{"error": "<one line>"}``: a ``RagError`` keeps its
+message (422, 409 for a locked index, 503 for an empty one); anything unexpected is logged and
+answered 500 ``internal error``.
 
 What it deliberately does not do: retrieve, answer or index by itself (``Assistant`` and
-``Indexer`` do, the same code as the CLI), read the environment (``Settings`` arrive built), or
-put the chat UI behind the keys (a browser page cannot send them: restrict who reaches it with
-``--host``, a proxy and ``frame_ancestors``).
+``Indexer`` do, the same code as the CLI), read the environment (``Settings`` arrive built),
+accept the chat's session cookie on ``/v1`` (programs send keys; the cookie never grants a
+write), keep sessions across restarts or processes, limit sign-in attempts (keys are long
+random strings), or let a page on another site use the chat when keys are configured (the
+SameSite=Strict cookie is not sent there: frame it from the same site, or leave keys unset
+and restrict who reaches it with ``--host``, a proxy and ``frame_ancestors``).
 """
 
 from __future__ import annotations
@@ -31,12 +40,15 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import html
 import json
 import logging
 import re
+import secrets
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -44,13 +56,21 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders, UploadFile
+from starlette.datastructures import Headers, MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from rag.assistant import Assistant
 from rag.config import Settings
@@ -78,7 +98,35 @@ INTERNAL_ERROR = "internal error"
 WRITES_DISABLED = "writes are disabled: no API keys configured"
 MISSING_KEY = "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 WRONG_KEY = "the API key is not valid"
+MISSING_SIGN_IN_KEY = "enter one of the server's API keys"
 MAX_PAGE = 500
+
+# The chat's sign-in: a random token in an HttpOnly, SameSite=Strict cookie scoped to the chat.
+SIGN_IN_PATH = f"{CHAT_PATH}/login"
+SIGN_OUT_PATH = f"{CHAT_PATH}/logout"
+SESSION_COOKIE = "rag_session"
+SESSION_TTL_S = 12 * 3600  # a working day: then the chat asks for the key again
+MAX_SESSIONS = 10_000
+
+# With keys configured, these alone are answered without credentials (path -> methods). They
+# show no article, title or text: liveness and readiness (with the chunk count, for operators'
+# checks), the API's description, the sign-in and sign-out forms, the redirect to the chat and
+# the chat's loader script.
+_GET = frozenset({"GET", "HEAD"})
+OPEN_ROUTES: dict[str, frozenset[str]] = {
+    "/healthz": _GET,
+    "/readyz": _GET,
+    "/docs": _GET,
+    "/docs/oauth2-redirect": _GET,
+    "/redoc": _GET,
+    "/openapi.json": _GET,
+    "/": _GET,
+    "/embed/gradio.js": _GET,
+    SIGN_IN_PATH: _GET | {"POST"},
+    SIGN_OUT_PATH: frozenset({"POST"}),
+}
+# /assets/<name>: a redirect to the chat's own (guarded) assets, for Gradio's web component.
+_OPEN_ASSET = re.compile(r"/assets/[^/]+")
 
 # RagError subclasses -> HTTP status; the first match wins, plain RagError is a 422.
 _ERROR_STATUS: tuple[tuple[type[RagError], int], ...] = (
@@ -254,15 +302,29 @@ class ErrorOut(BaseModel):
 
 def load_api_keys(settings: Settings) -> tuple[str, ...]:
     """The keys from ``api_keys`` (comma-separated) and ``api_keys_file`` (one a line, ``#``
-    comment lines), without duplicates. Raises ``SettingsError`` for an unreadable file."""
+    comment lines), without duplicates.
+
+    Raises ``SettingsError`` for a keys file that cannot be read or holds no key, and for an
+    ``api_keys`` value that holds no key (``", ,"``): a keys setting that was given but yields
+    nothing must stop the server, not start it with reads open. An empty ``api_keys`` is unset,
+    as every empty ``RAG_*`` variable is.
+    """
     keys = [k.strip() for k in settings.api_keys.split(",")]
+    if settings.api_keys and not any(keys):
+        raise SettingsError("RAG_API_KEYS holds no key: give one or more keys, comma-separated")
     if settings.api_keys_file:
         path = Path(settings.api_keys_file).expanduser()
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise SettingsError(f"cannot read the API keys file {path}: {e}") from e
-        keys.extend(line.strip() for line in lines if not line.strip().startswith("#"))
+        from_file = [line.strip() for line in lines if not line.strip().startswith("#")]
+        if not any(from_file):
+            raise SettingsError(
+                f"the API keys file {path} holds no key (only blank or # comment lines):"
+                " put one key a line"
+            )
+        keys.extend(from_file)
     return tuple(dict.fromkeys(k for k in keys if k))
 
 
@@ -293,6 +355,57 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
+class Sessions:
+    """The chat's sign-in sessions: random tokens, held in this process's memory only (as
+    SHA-256 digests) with a fixed expiry. A restart signs everyone out, so a key removed
+    from the keys file (which needs a restart) leaves no session behind."""
+
+    def __init__(
+        self,
+        ttl_s: float = SESSION_TTL_S,
+        *,
+        max_sessions: int = MAX_SESSIONS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._max = max_sessions
+        self._clock = clock
+        self._expiry: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._prune()
+            return len(self._expiry)
+
+    def start(self) -> str:
+        """A new session's token, for the cookie."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._prune()
+            while len(self._expiry) >= self._max:  # the oldest goes first
+                del self._expiry[next(iter(self._expiry))]
+            self._expiry[_digest(token)] = self._clock() + self.ttl_s
+        return token
+
+    def valid(self, token: str | None) -> bool:
+        if not token:
+            return False
+        with self._lock:
+            expiry = self._expiry.get(_digest(token))
+            return expiry is not None and self._clock() < expiry
+
+    def end(self, token: str | None) -> None:
+        if token:
+            with self._lock:
+                self._expiry.pop(_digest(token), None)
+
+    def _prune(self) -> None:
+        now = self._clock()
+        for digest in [d for d, expiry in self._expiry.items() if expiry <= now]:
+            del self._expiry[digest]
+
+
 _bearer = HTTPBearer(auto_error=False, description="an API key as a bearer token")
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
 
@@ -302,6 +415,15 @@ def _presented_key(
     header: Annotated[str | None, Security(_key_header)],
 ) -> str | None:
     return bearer.credentials if bearer is not None else header
+
+
+def key_in(headers: Headers) -> str | None:
+    """The API key a request carries, read as ``_presented_key`` reads it: a bearer token,
+    else ``X-API-Key``."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key") or None
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -322,16 +444,83 @@ def _require_writer(request: Request, key: Annotated[str | None, Depends(_presen
         raise _unauthorized(WRONG_KEY if key else MISSING_KEY)
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the router matches, without the ``root_path`` a proxy mounts the app under
+    (as Starlette's own routing strips it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
+def is_open(method: str, path: str) -> bool:
+    """Whether ``method path`` is answered without credentials when keys are configured."""
+    if method in OPEN_ROUTES.get(path, ()):
+        return True
+    return method in ("GET", "HEAD") and _OPEN_ASSET.fullmatch(path) is not None
+
+
+class RequireCredentials:
+    """With keys configured, refuse every request that is not on the open list (``is_open``)
+    and carries neither a valid API key nor, under the chat's path, a valid session cookie.
+
+    It guards by default: a route added later, Gradio's own included, is closed until it is
+    listed as open. A browser asking for a chat page (a GET that accepts HTML) is sent to
+    the sign-in page; anything else gets 401 ``{"error": ...}``, a websocket is closed.
+    """
+
+    def __init__(self, app: ASGIApp, state: ApiState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self.state.keys.configured:
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        path = _route_path(scope)
+        method = scope.get("method", "GET")
+        key = key_in(connection.headers)
+        in_chat = path == CHAT_PATH or path.startswith(CHAT_PATH + "/")
+        if (
+            is_open(method, path)
+            or self.state.keys.accepts(key)
+            or (in_chat and self.state.sessions.valid(connection.cookies.get(SESSION_COOKIE)))
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await WebSocketClose(code=1008)(scope, receive, send)
+            return
+        response: Response
+        if in_chat and method in ("GET", "HEAD") and not key and _wants_html(connection.headers):
+            sign_in = scope.get("root_path", "") + SIGN_IN_PATH
+            response = RedirectResponse(sign_in, 303, headers={"Cache-Control": "no-store"})
+        else:
+            response = JSONResponse(
+                {"error": WRONG_KEY if key else MISSING_KEY},
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        await response(scope, receive, send)
+
+
+def _wants_html(headers: Headers) -> bool:
+    return "text/html" in headers.get("accept", "")
+
+
 # --- the service behind the routes ------------------------------------------------------------
 
 
 class ApiState:
-    """The assistant(s), the keys, warm-up state and the in-process writer lock."""
+    """The assistant(s), the keys and chat sessions, warm-up state and the writer lock."""
 
     def __init__(self, assistant: Assistant, settings: Settings, keys: ApiKeys) -> None:
         self.assistant = assistant
         self.settings = settings
         self.keys = keys
+        self.sessions = Sessions()
         self.warmed = threading.Event()
         self.warm_up_error = ""
         self._write_lock = threading.Lock()  # one writer in this process; others queue
@@ -528,7 +717,8 @@ class FrameAncestors:
         async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["Content-Security-Policy"] = self.policy
+                own = headers.get("content-security-policy")  # the sign-in page has one
+                headers["Content-Security-Policy"] = f"{own}; {self.policy}" if own else self.policy
                 if self.x_frame_options:
                     headers["X-Frame-Options"] = self.x_frame_options
             await send(message)
@@ -605,6 +795,116 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationError, invalid_request)
 
 
+# --- the chat's sign-in page ------------------------------------------------------------------
+
+_PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+_PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:26rem;margin:12vh auto;padding:0 1rem}"
+    "h1{font-size:1.3rem}label{display:block;margin:1rem 0 .3rem}"
+    "input{width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem}"
+    "button{margin-top:1rem;padding:.5rem 1.2rem;font-size:1rem}.error{color:#b00020}"
+)
+
+
+def sign_in_page(title: str, message: str = "") -> str:
+    """The sign-in form: one API key field, posted to ``login`` beside it."""
+    error = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Sign in: {html.escape(title)}</title><style>{_PAGE_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{error}"
+        '<form method="post" action="login"><label for="key">API key</label>'
+        '<input id="key" name="key" type="password" autocomplete="current-password" required'
+        ' autofocus><button type="submit">Sign in</button></form></body></html>'
+    )
+
+
+def sign_out_page(title: str) -> str:
+    """A page with the sign-out button, for a browser that opens ``logout`` by address."""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Sign out: {html.escape(title)}</title><style>{_PAGE_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        '<form method="post" action="logout"><button type="submit">Sign out</button></form>'
+        "</body></html>"
+    )
+
+
+def _page(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        body,
+        status,
+        headers={"Content-Security-Policy": _PAGE_POLICY, "Cache-Control": "no-store"},
+    )
+
+
+def _cookie_options(request: Request) -> dict[str, Any]:
+    return {
+        "path": request.scope.get("root_path", "") + CHAT_PATH,
+        "secure": request.url.scheme == "https",
+        "httponly": True,
+        "samesite": "strict",
+    }
+
+
+def _add_sign_in(app: FastAPI, state: ApiState, title: str) -> None:
+    """``GET``/``POST /chat/login`` (the form; a valid key starts a session and sets its
+    cookie) and ``GET``/``POST /chat/logout`` (ends it). Without keys they lead to the chat."""
+
+    def signed_in(request: Request) -> bool:
+        return state.sessions.valid(request.cookies.get(SESSION_COOKIE))
+
+    @app.get(SIGN_IN_PATH, include_in_schema=False)
+    def sign_in_form(request: Request) -> Response:
+        if not state.keys.configured or signed_in(request):
+            return RedirectResponse("./", 303)
+        return _page(sign_in_page(title))
+
+    @app.post(SIGN_IN_PATH, include_in_schema=False)
+    async def sign_in(request: Request) -> Response:
+        if not state.keys.configured:
+            return RedirectResponse("./", 303)
+        async with request.form(max_files=0, max_fields=4) as form:
+            key = form.get("key")
+        key = key.strip() if isinstance(key, str) else ""
+        if not state.keys.accepts(key):
+            return _page(sign_in_page(title, WRONG_KEY if key else MISSING_SIGN_IN_KEY), 401)
+        response = RedirectResponse("./", 303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            state.sessions.start(),
+            max_age=int(state.sessions.ttl_s),
+            **_cookie_options(request),
+        )
+        return response
+
+    @app.get(SIGN_OUT_PATH, include_in_schema=False)
+    def sign_out_form(request: Request) -> Response:
+        if not state.keys.configured:
+            return RedirectResponse("./", 303)
+        return _page(sign_out_page(title))
+
+    @app.post(SIGN_OUT_PATH, include_in_schema=False)
+    def sign_out(request: Request) -> Response:
+        state.sessions.end(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("login" if state.keys.configured else "./", 303)
+        response.delete_cookie(SESSION_COOKIE, **_cookie_options(request))
+        return response
+
+
+def _add_sign_out_button(chat: gr.Blocks) -> None:
+    """A sign-out button under the chat: a plain form posting to ``logout`` beside it."""
+    import gradio as gr
+
+    with chat:
+        gr.HTML(
+            '<form method="post" action="logout" style="text-align:right">'
+            '<button type="submit" class="sign-out">Sign out</button></form>',
+            elem_id="sign-out",
+        )
+
+
 # --- the app ----------------------------------------------------------------------------------
 
 
@@ -635,7 +935,7 @@ def create_app(
     """The API around ``assistant``, with ``chat`` (when given) mounted at ``/chat``.
 
     The model is warmed up in the background when the app starts (``/readyz`` says when).
-    Raises ``SettingsError`` when the API keys file cannot be read.
+    Raises ``SettingsError`` when a keys setting cannot be read or holds no key.
     """
     state = ApiState(assistant, settings, ApiKeys(load_api_keys(settings)))
 
@@ -655,6 +955,7 @@ def create_app(
     _add_routes(app, state)
     # Outermost last: CORS headers go on every answer, errors included.
     app.add_middleware(InternalErrors)
+    app.add_middleware(RequireCredentials, state=state)
     app.add_middleware(FrameAncestors, ancestors=settings.frame_ancestor_list)
     app.add_middleware(
         BodyLimit,
@@ -672,14 +973,18 @@ def create_app(
         max_age=600,
     )
     if chat is not None:
-        _mount_chat(app, chat)
+        _mount_chat(app, chat, state)
     return app
 
 
-def _mount_chat(app: FastAPI, chat: gr.Blocks) -> None:
+def _mount_chat(app: FastAPI, chat: gr.Blocks, state: ApiState) -> None:
     import gradio as gr
 
     script = gradio_script_name()
+    # Before the mount: these routes answer /chat/login and /chat/logout, not Gradio's own.
+    _add_sign_in(app, state, str(chat.title or "Sign in"))
+    if state.keys.configured:
+        _add_sign_out_button(chat)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

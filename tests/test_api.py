@@ -685,13 +685,13 @@ def chat_client(keyed: Settings) -> Callable[..., TestClient]:
 
 
 def test_chat_is_mounted_with_frame_ancestors(chat_client: Callable[..., TestClient]) -> None:
-    with chat_client() as test_client:
+    with chat_client() as test_client:  # keys are configured: the chat's pages need one
         root = test_client.get("/", follow_redirects=False)
-        page = test_client.get("/chat/")
+        page = test_client.get("/chat/", headers=AUTH)
         api = test_client.get("/healthz")
         script = test_client.get("/embed/gradio.js")
         name = gradio_script_name()
-        asset = test_client.get(f"/chat/assets/{name}")
+        asset = test_client.get(f"/chat/assets/{name}", headers=AUTH)
         stylesheet = test_client.get("/assets/some.css", follow_redirects=False)
     assert root.status_code in (302, 307) and root.headers["location"] == "/chat/"
     assert page.status_code == 200
@@ -707,7 +707,7 @@ def test_chat_is_mounted_with_frame_ancestors(chat_client: Callable[..., TestCli
     assert stylesheet.headers["location"] == "/chat/assets/some.css"
 
     with chat_client(frame_ancestors="'self' http://127.0.0.1:8001") as test_client:
-        framed = test_client.get("/chat/")
+        framed = test_client.get("/chat/", headers=AUTH)
     assert framed.headers["content-security-policy"] == (
         "frame-ancestors 'self' http://127.0.0.1:8001"
     )
@@ -790,8 +790,20 @@ def test_example_http_client_adds_an_article_and_asks(served: str, tmp_path: Pat
     assert unauthorised.stderr.strip() == f"error 401: {WRONG_KEY}"
 
 
-def test_example_gradio_client_asks_the_chat(served: str) -> None:
-    result = run_example("ask_gradio_client.py", PARTNERS_Q, served=served)
+@pytest.fixture
+def served_open(settings: Settings) -> Iterator[str]:
+    """As ``served``, without keys: reads, the chat included, are open."""
+    Assistant.open(settings).ingest([CORPUS], progress=False)
+    assistant = Assistant.open(settings)
+    api = create_app(assistant, settings, chat=chat_ui.build_app(assistant))
+    with serve(api) as url:
+        yield url
+
+
+def test_example_gradio_client_asks_the_chat(served_open: str) -> None:
+    # The example sends no key, so it runs against a server without keys; with keys the chat
+    # takes one as a header (tests/test_auth.py shows gradio_client doing so).
+    result = run_example("ask_gradio_client.py", PARTNERS_Q, served=served_open)
     assert result.returncode == 0, result.stderr
     assert "#### Sources" in result.stdout and "India, South Korea and Japan" in result.stdout
 
@@ -801,6 +813,7 @@ def test_example_gradio_client_asks_the_chat(served: str) -> None:
 
 @pytest.fixture
 def serve_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "index").mkdir()  # an empty index: `rag serve` refuses a missing folder
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "fake-hash")
 
