@@ -101,6 +101,14 @@ DEMONYMS: dict[str, tuple[str, ...]] = {
     "western": ("West", "US", "Europe", "NATO"),
 }
 
+# Nouns that name a person by role: "which judge ...?" asks who; "and the Japanese prime
+# minister?" stands for a person (rag.followup).
+PERSON_ROLES = frozenset(
+    "minister president chancellor premier leader secretary senator governor mayor king queen"
+    " ambassador spokesman spokeswoman spokesperson chief ceo chairman chairwoman judge general"
+    " commissioner envoy pope prince princess candidate official politician lawmaker author"
+    " writer reporter journalist editor".split()
+)
 _WH = (
     (
         "say",
@@ -126,10 +134,22 @@ _WH = (
             r"^\W*(?:since |until )?when\b|\b(?:what|which) (?:date|day|year|month|time)\b", re.I
         ),
     ),
-    ("where", re.compile(r"^\W*where\b|\bin (?:what|which) (?:country|city|place|region)\b", re.I)),
+    (
+        "where",
+        re.compile(
+            r"^\W*where\b|\bin (?:what|which) (?:country|city|place|region)\b"
+            r"|^\W*(?:which|what) (?:\w+ )?(?:country|countries|city|cities|nation|town"
+            r"|capital)\b",
+            re.I,
+        ),
+    ),
     (
         "who",
-        re.compile(r"^\W*(?:who|whom|whose)\b|\bwhich (?:person|people|company|group)\b", re.I),
+        re.compile(
+            r"^\W*(?:who|whom|whose)\b|\bwhich (?:person|people|company|group)\b"
+            rf"|^\W*(?:which|what) (?:\w+ )?(?:{'|'.join(sorted(PERSON_ROLES))})s?\b",
+            re.I,
+        ),
     ),
     ("why", re.compile(r"^\W*why\b", re.I)),
     ("how", re.compile(r"^\W*how\b", re.I)),

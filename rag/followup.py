@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.analyze import QuestionAnalysis, QuestionAnalyzer
+from rag.analyze import PERSON_ROLES, QuestionAnalysis, QuestionAnalyzer
 from rag.llm import ChatMessage, ChatModel, ChatModelError
 from rag.prompts import PROMPTS_DIR, render_prompt
 from rag.text import STOPWORDS, content_terms
@@ -52,12 +52,6 @@ _SAY = re.compile(r"\b(?:say|said|says|tell|told|add|added|quote|quoted|mention|
 _SWAP_OPENER = re.compile(r"^\W*(?:and|but|what about|how about|and what about|same for)\b", re.I)
 _PERSON_PRONOUNS = {"he": "", "she": "", "him": "", "her": "'s", "his": "'s", "hers": "'s"}
 _THING_PRONOUNS = {"it": "", "its": "'s", "they": "", "them": "", "their": "'s"}
-# Head nouns of a phrase that names a person by role ("the Japanese prime minister").
-_PERSON_ROLES = frozenset(
-    "minister president chancellor premier leader secretary senator governor mayor king queen"
-    " ambassador spokesman spokeswoman spokesperson chief ceo chairman chairwoman judge general"
-    " commissioner envoy pope prince princess candidate".split()
-)
 # Labels that can stand in for one another when a follow-up swaps one name for another.
 _SWAP_GROUPS = (
     frozenset({"GPE", "LOC", "NORP", "FAC"}),
@@ -150,7 +144,7 @@ def _swap_phrase(before: QuestionAnalysis, question: str) -> str:
     if old and old.group(0).strip().lower() != phrase.lower():
         return text[: old.start()] + phrase + text[old.end() :]
     people = [e.text for e in before.entities if e.label == "PERSON" and e.text in text]
-    if head in _PERSON_ROLES and people:
+    if head in PERSON_ROLES and people:
         last = people[-1]
         at = text.rfind(last)
         return text[:at] + phrase + text[at + len(last) :]

@@ -123,3 +123,18 @@ def test_entity_labels_of_sentences() -> None:
 def test_question_word_and_topic_helpers() -> None:
     assert question_word("Since when has it been law?") == "when"
     assert topic_of("Tell me about the harbour flood wall") == "harbour flood wall"
+
+
+@pytest.mark.parametrize(
+    ("question", "wh"),
+    [
+        ("Which judge in Hawaii blocked the travel ban?", "who"),
+        ("What French minister spoke first?", "who"),
+        ("Which Asian countries does Brussels want closer ties with?", "where"),
+        ("Which city hosts the summit?", "where"),
+        ("Which state court ruled?", "which"),
+        ("What other crisis has held back Europe?", "which"),
+    ],
+)
+def test_which_with_a_role_asks_who_and_with_a_place_asks_where(question: str, wh: str) -> None:
+    assert QuestionAnalyzer().analyze(question).wh == wh
