@@ -5,7 +5,8 @@ One Client is one conversation: questions asked on it are follow-ups of the earl
 
     python examples/ask_gradio_client.py "Who is Kaja Kallas?" "What did she say?"
 
---url (or RAG_URL) picks the server, default http://127.0.0.1:7860.
+--url (or RAG_URL) picks the server, default http://127.0.0.1:7860. On a server with API keys,
+set RAG_API_KEY to one of them: it is sent as X-API-Key with every call.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def main() -> int:
     parser.add_argument("--url", default=os.environ.get("RAG_URL", "http://127.0.0.1:7860"))
     args = parser.parse_args()
 
+    key = os.environ.get("RAG_API_KEY", "")
     client = Client(
         args.url.rstrip("/") + "/chat/",
+        headers={"X-API-Key": key} if key else None,
         verbose=False,
         analytics_enabled=False,
         download_files=False,

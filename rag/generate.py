@@ -5,7 +5,7 @@
 1. It asks the extractive answerer first, whose trained answer judge is the gate: when it
    declines (no sentence answers), the model is not called at all and the refusal stands.
    Questions about articles themselves and broad digests are answered extractively too.
-2. It renders the prompts (``prompts/system.txt``, ``answer.txt``, ``passage.txt``) with the
+2. It renders the prompts (``rag/prompts/system.txt``, ``answer.txt``, ``passage.txt``) with the
    passages numbered [1]..[k] and asks the chat model, whole (``answer``) or streamed
    (``stream``, which yields an ``AnswerDelta`` per text piece).
 3. ``rag.verify`` checks every sentence; unsupported ones are removed and reported, markers are

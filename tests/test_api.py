@@ -790,20 +790,9 @@ def test_example_http_client_adds_an_article_and_asks(served: str, tmp_path: Pat
     assert unauthorised.stderr.strip() == f"error 401: {WRONG_KEY}"
 
 
-@pytest.fixture
-def served_open(settings: Settings) -> Iterator[str]:
-    """As ``served``, without keys: reads, the chat included, are open."""
-    Assistant.open(settings).ingest([CORPUS], progress=False)
-    assistant = Assistant.open(settings)
-    api = create_app(assistant, settings, chat=chat_ui.build_app(assistant))
-    with serve(api) as url:
-        yield url
-
-
-def test_example_gradio_client_asks_the_chat(served_open: str) -> None:
-    # The example sends no key, so it runs against a server without keys; with keys the chat
-    # takes one as a header (tests/test_auth.py shows gradio_client doing so).
-    result = run_example("ask_gradio_client.py", PARTNERS_Q, served=served_open)
+def test_example_gradio_client_asks_the_chat_with_the_key(served: str) -> None:
+    # run_example sets RAG_API_KEY, which the example sends as X-API-Key.
+    result = run_example("ask_gradio_client.py", PARTNERS_Q, served=served)
     assert result.returncode == 0, result.stderr
     assert "#### Sources" in result.stdout and "India, South Korea and Japan" in result.stdout
 
