@@ -72,6 +72,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
+from rag.apidocs import STATIC_FILE, add_api_docs
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.errors import (
@@ -118,7 +119,6 @@ OPEN_ROUTES: dict[str, frozenset[str]] = {
     "/readyz": _GET,
     "/docs": _GET,
     "/docs/oauth2-redirect": _GET,
-    "/redoc": _GET,
     "/openapi.json": _GET,
     "/": _GET,
     "/embed/gradio.js": _GET,
@@ -458,7 +458,9 @@ def is_open(method: str, path: str) -> bool:
     """Whether ``method path`` is answered without credentials when keys are configured."""
     if method in OPEN_ROUTES.get(path, ()):
         return True
-    return method in ("GET", "HEAD") and _OPEN_ASSET.fullmatch(path) is not None
+    return method in ("GET", "HEAD") and (
+        _OPEN_ASSET.fullmatch(path) is not None or STATIC_FILE.fullmatch(path) is not None
+    )
 
 
 class RequireCredentials:
@@ -949,8 +951,11 @@ def create_app(
         version="1",
         summary="Grounded answers with citations over the newsroom's articles.",
         lifespan=lifespan,
+        docs_url=None,  # rag.apidocs serves the docs pages with local assets, not a CDN's
+        redoc_url=None,
     )
     app.state.api = state
+    add_api_docs(app, "newsroom-rag")
     _install_error_handlers(app)
     _add_routes(app, state)
     # Outermost last: CORS headers go on every answer, errors included.

@@ -51,7 +51,7 @@ LEFT_OPEN: dict[str, set[str]] = {
     "/openapi.json": {"GET", "HEAD"},  # the API's description: schemas, no archive data
     "/docs": {"GET", "HEAD"},
     "/docs/oauth2-redirect": {"GET", "HEAD"},
-    "/redoc": {"GET", "HEAD"},
+    "/docs/static/{rest:path}": {"GET"},  # Swagger UI's own files (rag.apidocs)
     "/": {"GET"},  # a redirect to /chat/
     "/embed/gradio.js": {"GET"},  # one line importing the chat's (guarded) script
     "/assets/{name}": {"GET"},  # a redirect into the chat's (guarded) assets
