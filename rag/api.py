@@ -563,8 +563,22 @@ class ApiState:
                 )
             return self._others[answerer]
 
+    def data_dir_gone(self) -> str:
+        """Why the local index cannot be used any more ("" when it can): its data dir was
+        removed under the running server. Writing then would recreate an empty folder beside
+        a store that lost its files."""
+        if self.settings.chroma_url or self.settings.data_dir.is_dir():
+            return ""
+        return (
+            f"the data dir {self.settings.data_dir} was removed while the server was running:"
+            " restore it, or restart the server to start a new index"
+        )
+
     def write(self, change: Any) -> IngestReport:
         """Run ``change(assistant)`` as the only writer, then let every assistant see it."""
+        gone = self.data_dir_gone()
+        if gone:
+            raise ProviderError(gone)
         with self._write_lock:
             report: IngestReport = change(self.assistant)
         with self._others_lock:
@@ -1045,6 +1059,9 @@ def _add_routes(app: FastAPI, state: ApiState) -> None:
             return JSONResponse({"error": f"warming up failed: {state.warm_up_error}"}, 503)
         if not state.warmed.is_set():
             return JSONResponse({"error": "warming up: the model is loading"}, 503)
+        gone = state.data_dir_gone()
+        if gone:
+            return JSONResponse({"error": gone}, 503)
         chunks = state.store.count()
         if chunks == 0:
             return JSONResponse(

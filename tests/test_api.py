@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -192,6 +193,20 @@ def test_readyz_reports_a_failed_warm_up(
         response = wait_ready(test_client)
     assert response.status_code == 503
     assert response.json()["error"] == "warming up failed: the model file is damaged"
+
+
+def test_a_data_dir_removed_under_the_server_is_not_ready_and_refuses_writes(
+    keyed: Settings,
+) -> None:
+    with make_client(keyed) as test_client:
+        assert test_client.post("/v1/articles", json=EU, headers=AUTH).status_code == 201
+        assert wait_ready(test_client).status_code == 200
+        shutil.rmtree(keyed.data_dir)
+        ready = test_client.get("/readyz")
+        assert ready.status_code == 503 and "was removed" in ready.json()["error"]
+        write = test_client.post("/v1/articles", json=SOLAR, headers=AUTH)
+        assert write.status_code == 503 and "was removed" in write.json()["error"]
+        assert not keyed.data_dir.exists()  # the write recreated nothing
 
 
 # --- asking -----------------------------------------------------------------------------------
