@@ -34,3 +34,8 @@ class IndexLockedError(RagError):
 
 class ProviderError(RagError):
     """A model or store provider is unknown or failed to load."""
+
+
+class IndexWriteError(ProviderError):
+    """Writing the index failed part way (a full disk, a store that went away): the message
+    says what was kept, and the next run of the same ingest completes the rest."""

@@ -15,13 +15,21 @@ hides the article, at every point where a run can stop. The store's ``index_vers
 before the first write and after the last, so the lexical index (a snapshot of what the store
 shows) is rebuilt after any run that wrote, even one that was stopped; and a run with nothing
 to write still rebuilds a lexical index that does not hold exactly what the store shows.
-Only one process may write an index at a time: a second writer gets ``IndexLockedError``
-instead of silently corrupting records. This module does not read files or answer questions.
+Only one process may write an index at a time. Writers of one data dir hold its file lock
+(``writer_lock``); writers of a store shared through a Chroma server (API processes with data
+dirs of their own) also hold the store's writer lease (``rag.store``), renewed while they write
+and checked before every write. A second writer waits for the lease a bounded time, then gets
+``IndexLockedError``, instead of mixing its chunks with another's; the one that gets the lease
+reads the store afresh, so it builds on what the first one wrote. A write the store refuses
+(a full disk) stops the run with one line saying which articles were committed before it and
+that the next run of the same ingest completes the rest.
+This module does not read files or answer questions.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -35,10 +43,19 @@ from tqdm import tqdm
 from rag.chunk import chunk_article
 from rag.config import Settings
 from rag.embed import Embedder
-from rag.errors import IndexLockedError
+from rag.errors import IndexLockedError, IndexWriteError, ProviderError, RagError, SettingsError
 from rag.lexical import LexicalIndex
 from rag.schema import Article, Chunk
-from rag.store import ChromaStore, CommitRecord, Metadata, StoredChunk, is_shown
+from rag.store import (
+    LEASE_TTL_S,
+    LEASE_WAIT_S,
+    ChromaStore,
+    CommitRecord,
+    Metadata,
+    StoredChunk,
+    WriterLease,
+    is_shown,
+)
 
 _EMBED_BATCH = 256  # chunks embedded and written per step: bounds memory, keeps progress live
 
@@ -142,11 +159,33 @@ class Indexer:
         embedder: Embedder,
         store: ChromaStore,
         prep: ArticlePrep | None = None,
+        *,
+        lease_ttl_s: float = LEASE_TTL_S,
+        lease_wait_s: float = LEASE_WAIT_S,
     ) -> None:
+        """``lease_ttl_s`` and ``lease_wait_s``: how long the writer lease of a shared store
+        lasts unrenewed, and how long to wait for it while another process holds it."""
+        if lease_ttl_s <= 0:
+            raise SettingsError(f"lease_ttl_s must be greater than 0, got {lease_ttl_s}")
+        if lease_wait_s < 0:
+            raise SettingsError(f"lease_wait_s must be 0 or more, got {lease_wait_s}")
         self.settings = settings
         self.embedder = embedder
         self.store = store
         self.prep = prep
+        self.lease_ttl_s = lease_ttl_s
+        self.lease_wait_s = lease_wait_s
+
+    @contextmanager
+    def _writing(self) -> Iterator[_Run]:
+        """Be the index's only writer: hold the data dir's file lock and, when the store is a
+        server's, the store's writer lease (another data dir's lock does not stop this one)."""
+        with writer_lock(self.settings):
+            if not self.store.shared:  # a local store lives in the locked data dir
+                yield _Run(None)
+                return
+            with self.store.take_lease(ttl_s=self.lease_ttl_s, wait_s=self.lease_wait_s) as lease:
+                yield _Run(lease)
 
     def sync(
         self,
@@ -161,8 +200,8 @@ class Indexer:
         ``keep_sources`` lists files and folders that were given but unreadable: articles
         read from them (or from anywhere under such a folder) are never pruned.
         """
-        with writer_lock(self.settings):
-            return self._sync(articles, prune, keep_sources, progress)
+        with self._writing() as run:
+            return self._sync(articles, prune, keep_sources, progress, run)
 
     def _sync(
         self,
@@ -170,6 +209,7 @@ class Indexer:
         prune: bool,
         keep_sources: Sequence[str],
         progress: bool,
+        run: _Run,
     ) -> IngestReport:
         stored = self.store.chunks_by_article(include_uncommitted=True)
         records = self.store.commit_records()
@@ -212,31 +252,42 @@ class Indexer:
         replaced.extend(doomed)
 
         changed = bool(writes or doomed)
-        # First write: the pins, so that nothing written next is shown before it commits; the
-        # doomed articles hidden; the records of complete older articles.
-        self.store.write_commit_records(
-            [
-                *(w.pin for w in writes),
-                *(CommitRecord(article_id, "", 0) for article_id in doomed),
-                *backfill,
-            ]
-        )
-        if changed:
-            self.store.bump_version()  # an interrupted run still leaves the version changed
-        embedded = self._write(writes, progress)
-        self.store.delete([chunk_id for chunk_ids in doomed.values() for chunk_id in chunk_ids])
-        self.store.delete_commit_records([*doomed, *orphans])
-        if changed:
-            self.store.bump_version()
-        # Rebuilds only when the store moved on (or the files are missing): a no-op re-ingest
-        # costs a version check.
-        lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
-        if not changed and _lexical_view(lexical) != _shown_view(stored, records):
-            # Saved by a reader while a run that was then stopped was writing: that run's
-            # versions bump came first, so the index looks current. Make it rebuild.
-            self.store.bump_version()
+        try:
+            run.check_lease()
+            # First write: the pins, so that nothing written next is shown before it commits;
+            # the doomed articles hidden; the records of complete older articles.
+            self.store.write_commit_records(
+                [
+                    *(w.pin for w in writes),
+                    *(CommitRecord(article_id, "", 0) for article_id in doomed),
+                    *backfill,
+                ]
+            )
+            if changed:
+                self.store.bump_version()  # an interrupted run still leaves the version changed
+            embedded = self._write(writes, progress, run)
+            run.check_lease()
+            self.store.delete([chunk_id for chunk_ids in doomed.values() for chunk_id in chunk_ids])
+            self.store.delete_commit_records([*doomed, *orphans])
+            if changed:
+                self.store.bump_version()
+        except (IndexLockedError, ProviderError) as e:
+            raise _stopped(e, run, writes, unchanged, len(doomed)) from e
+        try:
+            # Rebuilds only when the store moved on (or the files are missing): a no-op
+            # re-ingest costs a version check.
             lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
-        self._prepare(lexical, replaced, progress)
+            if not changed and _lexical_view(lexical) != _shown_view(stored, records):
+                # Saved by a reader while a run that was then stopped was writing: that run's
+                # versions bump came first, so the index looks current. Make it rebuild.
+                self.store.bump_version()
+                lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+            self._prepare(lexical, replaced, progress)
+        except (OSError, sqlite3.Error) as e:
+            raise IndexWriteError(
+                f"cannot save the search files in {self.settings.data_dir}: {e}; every article"
+                " is stored and committed, and the next run rebuilds them"
+            ) from e
         return IngestReport(
             articles_added=added,
             articles_updated=updated,
@@ -276,10 +327,10 @@ class Indexer:
         pin = CommitRecord(article.article_id, shown, count, pending=article.content_hash)
         return _ArticleWrite(article, len(chunks), tuple(new), tuple(kept), tuple(stray), pin)
 
-    def _write(self, writes: Sequence[_ArticleWrite], progress: bool) -> int:
+    def _write(self, writes: Sequence[_ArticleWrite], progress: bool, run: _Run) -> int:
         """Embed and add the new chunks, batch by batch, committing each article as soon as
         all of its chunks are stored; returns the number of chunks embedded."""
-        self._commit([w for w in writes if not w.new])
+        self._commit([w for w in writes if not w.new], run)
         waiting = {w.article.article_id: len(w.new) for w in writes if w.new}
         by_id = {w.article.article_id: w for w in writes}
         chunks = [c for w in writes for c in w.new]
@@ -290,17 +341,18 @@ class Indexer:
                 batch = chunks[start : start + _EMBED_BATCH]
                 texts = [embedding_text(c, str(c.metadata.get("title", ""))) for c in batch]
                 vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
+                run.check_lease()
                 self.store.add(batch, vectors)
                 done: list[_ArticleWrite] = []
                 for chunk in batch:
                     waiting[chunk.article_id] -= 1
                     if not waiting[chunk.article_id]:
                         done.append(by_id[chunk.article_id])
-                self._commit(done)
+                self._commit(done, run)
                 bar.update(len(batch))
         return len(chunks)
 
-    def _commit(self, writes: Sequence[_ArticleWrite]) -> None:
+    def _commit(self, writes: Sequence[_ArticleWrite], run: _Run) -> None:
         """Finish articles whose new chunks are all stored.
 
         Readers see only chunks whose hash is the committed one, so two versions never mix;
@@ -313,6 +365,7 @@ class Indexer:
         """
         if not writes:
             return
+        run.check_lease()
         self.store.write_commit_records(
             [
                 replace(w.pin, article_hash="", chunks=0)
@@ -324,24 +377,38 @@ class Indexer:
         self.store.write_commit_records(
             [CommitRecord(w.article.article_id, w.article.content_hash, w.chunks) for w in writes]
         )
+        run.committed.extend(w.article.article_id for w in writes)
         self.store.delete([chunk_id for w in writes for chunk_id in w.stray])
 
     def remove(self, article_ids: Sequence[str]) -> IngestReport:
         """Delete every chunk of ``article_ids``; ids that are not indexed are ignored."""
-        with writer_lock(self.settings):
+        with self._writing() as run:
             wanted = list(dict.fromkeys(article_ids))
             stored = self.store.chunks_by_article(include_uncommitted=True)
             records = self.store.commit_records(wanted)
             found = [a for a in wanted if a in stored]
             to_delete = [cid for a in found for cid in stored[a]]
-            # Hidden first, so that a reader never sees part of an article being deleted.
-            self.store.write_commit_records([CommitRecord(a, "", 0) for a in found])
-            if to_delete:
-                self.store.bump_version()
-            self.store.delete(to_delete)
-            self.store.delete_commit_records([a for a in wanted if a in stored or a in records])
-            if to_delete:
-                self.store.bump_version()
+            try:
+                run.check_lease()
+                # Hidden first, so that a reader never sees part of an article being deleted.
+                self.store.write_commit_records([CommitRecord(a, "", 0) for a in found])
+                if to_delete:
+                    self.store.bump_version()
+                run.check_lease()
+                self.store.delete(to_delete)
+                self.store.delete_commit_records([a for a in wanted if a in stored or a in records])
+                if to_delete:
+                    self.store.bump_version()
+            except (IndexLockedError, ProviderError) as e:
+                message = (
+                    f"{e}; removing {_some(found) or 'the articles'} is not finished (each is"
+                    " still shown whole, or hidden): remove them again to finish"
+                )
+                raise (
+                    IndexLockedError(message)
+                    if isinstance(e, IndexLockedError)
+                    else IndexWriteError(message)
+                ) from e
             lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
             self._prepare(lexical, found, progress=False)
             return IngestReport(
@@ -370,6 +437,51 @@ class Indexer:
         ):
             chunks = sorted(by_article[article_id], key=lambda c: int(c.metadata.get("index", 0)))
             self.prep.prepare(article_id, hashes[article_id], chunks)
+
+
+@dataclass(slots=True)
+class _Run:
+    """One writing run: the shared store's lease it holds (None for a local store), and the
+    articles it has committed so far, for the message when it stops part way."""
+
+    lease: WriterLease | None
+    committed: list[str] = field(default_factory=list)
+
+    def check_lease(self) -> None:
+        if self.lease is not None:
+            self.lease.check()
+
+
+def _stopped(
+    error: RagError, run: _Run, writes: Sequence[_ArticleWrite], unchanged: int, pruned: int
+) -> RagError:
+    """``error``, which stopped a run part way, with what the run kept and what it left to
+    the next one (readers see each article left whole: its previous version, or nothing)."""
+    done = set(run.committed)
+    left = [w.article.article_id for w in writes if w.article.article_id not in done]
+    kept = f"{len(done)} of {len(writes)} new or changed articles were committed"
+    if done:
+        kept += f" ({_some(run.committed)})"
+    kept += f" and {unchanged} were unchanged"
+    rest = [_some(left)] if left else []
+    if pruned:
+        rest.append(f"the removal of {pruned} pruned articles")
+    message = f"{error}; {kept}"
+    if rest:
+        message += (
+            f"; the next run of the same ingest completes {' and '.join(rest)} (until then"
+            " readers see each of those articles as before, or not at all)"
+        )
+    if isinstance(error, IndexLockedError):
+        return IndexLockedError(message)
+    return IndexWriteError(message)
+
+
+def _some(article_ids: Sequence[str], shown: int = 5) -> str:
+    """A few of ``article_ids`` for a one-line message."""
+    listed = ", ".join(article_ids[:shown])
+    more = len(article_ids) - shown
+    return f"{listed} and {more} more" if more > 0 else listed
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,28 +16,64 @@ committed hash; an article without any record (stored before records existed) is
 stored. Each read fetches the records of the articles it returns, so none is stale by a
 version. ``include_uncommitted=True`` is for the writer. What to write, and in which order, is
 decided by ``rag.index``, not here.
+
+Writer lease: several processes (API servers, each with its own data dir and so its own file
+lock) may write one Chroma server's collection. A writer first takes the store's lease
+(``take_lease``): it creates the collection ``<collection>.lease``, whose metadata names the
+holder (``host:pid:random``), when it took the lease and until when it holds it. Chroma has no
+compare-and-set on records, but creating a collection under a name that exists fails on the
+server, so of writers that try at the same moment exactly one gets it; the others wait, or
+fail with ``IndexLockedError`` naming the holder. A thread renews the lease while it is held,
+and it is deleted when released; one left by a process that died expires and is taken over.
+A lease is renamed or deleted only through its collection id, never by name, so a late release
+or a second take-over can never remove a lease another writer has since taken.
+
+Write failures: a write the store refuses (a full disk, the database or the server answering
+with an error) is an ``IndexWriteError`` with the cause in one line; an unreachable server is a
+``ProviderError``, as for reads. What was kept is for ``rag.index`` to say.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import random
+import socket
+import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from rag.config import Settings
-from rag.errors import IndexNotBuiltError, ProviderError
+from rag.errors import (
+    IndexLockedError,
+    IndexNotBuiltError,
+    IndexWriteError,
+    ProviderError,
+    RagError,
+)
 from rag.schema import Chunk
+
+log = logging.getLogger(__name__)
 
 Metadata = dict[str, str | int | float | bool]
 Where = dict[str, Any]
 _PAGE = 5000  # records per read, and per write: under Chroma's batch limit (5461 locally)
 _COMMITS = ".commits"  # suffix of the collection holding the commit records
+_LEASE = ".lease"  # suffix of the collection that, while it exists, is the writer lease
+LEASE_TTL_S = 30.0  # a lease not renewed for this long is taken over by the next writer
+LEASE_WAIT_S = 45.0  # how long a writer waits for a held lease: longer than a dead one lasts
+_LEASE_RENEWALS = 6  # renewals per time to live: a few may fail before the lease is lost
+_LEASE_POLL_S = 0.2  # between tries while another writer holds the lease (plus jitter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +103,18 @@ class CommitRecord:
 class DenseHit:
     chunk: StoredChunk
     similarity: float  # cosine similarity, -1..1
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """Who holds a store's writer lease, since when and until when (Unix seconds)."""
+
+    holder: str
+    acquired_at: float
+    expires_at: float
+
+    def describe(self) -> str:
+        return f"holder {self.holder}, until {_utc(self.expires_at)}"
 
 
 @contextmanager
@@ -99,6 +147,120 @@ class _ServerCollection:
                 return value(*args, **kwargs)
 
         return call
+
+
+@contextmanager
+def _write_errors() -> Iterator[None]:
+    """A write the store refused as an ``IndexWriteError`` with its cause in one line: an
+    ``OSError`` (no space left), an SQLite error ("database or disk is full"), a Chroma error,
+    or the plain ``Exception`` chromadb's HTTP client raises for a server's error answer. Our
+    own errors pass, and so do bugs (``TypeError``, ``ValueError``), which keep their trace."""
+    try:
+        yield
+    except RagError:
+        raise
+    except Exception as e:
+        from chromadb.errors import ChromaError
+
+        if isinstance(e, OSError | sqlite3.Error | ChromaError) or type(e) is Exception:
+            raise IndexWriteError(f"cannot write the index: {_first_line(e)}") from e
+        raise
+
+
+class WriterLease:
+    """This process's hold on a store's writer lease (see the module docstring).
+
+    A daemon thread renews it every sixth of its time to live. ``check`` raises
+    ``IndexLockedError`` once the lease may have passed to another writer (it was taken over,
+    or it could not be renewed within its time to live), so that a writer stops before it
+    writes over another's work. ``release``, or leaving its ``with`` block, gives it up.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        collection: Any,
+        record: LeaseRecord,
+        ttl_s: float,
+        server_url: str,
+        sent: float,
+    ) -> None:
+        """``sent``: ``time.monotonic()`` when the request that created ``collection`` left."""
+        self._client = client
+        self._collection = collection
+        self._name = str(collection.name)
+        self._url = server_url
+        self.record = record
+        self.ttl_s = ttl_s
+        self._renewed = sent  # when the last successful renewal (or the creation) was sent
+        self._lost = ""  # why the lease is no longer ours; "" while it is
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name="rag-writer-lease", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> WriterLease:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def check(self) -> None:
+        """Raise ``IndexLockedError`` if the lease is no longer certainly this process's.
+
+        It is given up once unrenewed for two thirds of its time to live: the last third is
+        a margin for another machine's clock, by which it may look expired sooner.
+        """
+        unrenewed = time.monotonic() - self._renewed
+        if not self._lost and unrenewed > self.ttl_s * 2 / 3:
+            self._lost = f"not renewed for {unrenewed:.1f} s"
+        if self._lost:
+            raise IndexLockedError(
+                f"this process lost the index's writer lease ({self._lost}); another process"
+                " may be writing the index"
+            )
+
+    def renew(self) -> None:
+        """Extend the lease by its time to live, unless it has passed to another writer."""
+        if self._lost:
+            return
+        sent = time.monotonic()
+        with _server_errors(self._url):
+            current = _find_collection(self._client, self._name)
+            if current is None or current.id != self._collection.id:
+                other = _lease_record(current.metadata) if current is not None else None
+                self._lost = f"taken over by {other.holder}" if other else "it was deleted"
+                return
+            record = replace(self.record, expires_at=time.time() + self.ttl_s)
+            self._collection.modify(metadata=_lease_metadata(record))
+        self.record = record
+        self._renewed = sent
+
+    def release(self) -> None:
+        """Give the lease up (once; a lost lease is left to whoever holds it now)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(self.ttl_s)
+        if self._lost:
+            return
+        self._lost = "released"
+        try:
+            with _server_errors(self._url):
+                _discard(self._client, self._collection, self._name)
+        except Exception as e:  # it expires by itself; the write it guarded is done
+            log.warning(
+                "could not release the index's writer lease (it expires at %s): %s",
+                _utc(self.record.expires_at),
+                _first_line(e),
+            )
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.ttl_s / _LEASE_RENEWALS):
+            try:
+                self.renew()
+            except Exception as e:  # tried again; `check` notices when the time to live passes
+                log.warning("could not renew the index's writer lease: %s", _first_line(e))
+            if self._lost:
+                return
 
 
 class ChromaStore:
@@ -211,6 +373,11 @@ class ChromaStore:
                 " is configured; use the same model or a new --data-dir"
             )
 
+    @property
+    def shared(self) -> bool:
+        """Other processes may write this store: it is a Chroma server's, not a local one."""
+        return not self._local
+
     def require_built(self) -> None:
         if self.count() == 0:
             raise IndexNotBuiltError("the index is empty: run `rag ingest` first")
@@ -247,10 +414,11 @@ class ChromaStore:
         self._collection = self._commits = None
 
     def bump_version(self) -> str:
-        collection = self._writable()
-        version = uuid.uuid4().hex
-        metadata = {**(collection.metadata or {}), "index_version": version}
-        collection.modify(metadata=metadata)
+        with _write_errors():
+            collection = self._writable()
+            version = uuid.uuid4().hex
+            metadata = {**(collection.metadata or {}), "index_version": version}
+            collection.modify(metadata=metadata)
         self._seen_version = version  # our own write: no need to reconnect for it
         return version
 
@@ -411,50 +579,120 @@ class ChromaStore:
     def write_commit_records(self, records: Sequence[CommitRecord]) -> None:
         if not records:
             return
-        collection = self._commit_collection(create=True)
-        assert collection is not None  # made if missing
-        for start in range(0, len(records), _PAGE):
-            page = records[start : start + _PAGE]
-            collection.upsert(
-                ids=[r.article_id for r in page],
-                # Chroma keeps a vector with every record; these are never searched.
-                embeddings=np.ones((len(page), 1), dtype=np.float32),
-                metadatas=[
-                    {"article_hash": r.article_hash, "chunks": r.chunks, "pending": r.pending}
-                    for r in page
-                ],
-            )
+        with _write_errors():
+            collection = self._commit_collection(create=True)
+            assert collection is not None  # made if missing
+            for start in range(0, len(records), _PAGE):
+                page = records[start : start + _PAGE]
+                collection.upsert(
+                    ids=[r.article_id for r in page],
+                    # Chroma keeps a vector with every record; these are never searched.
+                    embeddings=np.ones((len(page), 1), dtype=np.float32),
+                    metadatas=[
+                        {"article_hash": r.article_hash, "chunks": r.chunks, "pending": r.pending}
+                        for r in page
+                    ],
+                )
 
     def delete_commit_records(self, article_ids: Sequence[str]) -> None:
-        collection = self._commit_collection()
-        if collection is not None and article_ids:
-            for start in range(0, len(article_ids), _PAGE):
-                collection.delete(ids=list(article_ids[start : start + _PAGE]))
+        with _write_errors():
+            collection = self._commit_collection()
+            if collection is not None and article_ids:
+                for start in range(0, len(article_ids), _PAGE):
+                    collection.delete(ids=list(article_ids[start : start + _PAGE]))
 
     def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
             return
-        self._writable().upsert(
-            ids=[c.chunk_id for c in chunks],
-            embeddings=vectors,
-            documents=[c.text for c in chunks],
-            metadatas=[c.metadata for c in chunks],
-        )
+        with _write_errors():
+            self._writable().upsert(
+                ids=[c.chunk_id for c in chunks],
+                embeddings=vectors,
+                documents=[c.text for c in chunks],
+                metadatas=[c.metadata for c in chunks],
+            )
 
     def update_metadata(self, chunks: Sequence[Chunk]) -> None:
         if chunks:
-            collection = self._writable()
-            for start in range(0, len(chunks), _PAGE):
-                page = chunks[start : start + _PAGE]
-                collection.update(
-                    ids=[c.chunk_id for c in page], metadatas=[c.metadata for c in page]
-                )
+            with _write_errors():
+                collection = self._writable()
+                for start in range(0, len(chunks), _PAGE):
+                    page = chunks[start : start + _PAGE]
+                    collection.update(
+                        ids=[c.chunk_id for c in page], metadatas=[c.metadata for c in page]
+                    )
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
         collection = self._existing()
         if collection is not None and chunk_ids:
-            for start in range(0, len(chunk_ids), _PAGE):
-                collection.delete(ids=list(chunk_ids[start : start + _PAGE]))
+            with _write_errors():
+                for start in range(0, len(chunk_ids), _PAGE):
+                    collection.delete(ids=list(chunk_ids[start : start + _PAGE]))
+
+    # -- writer lease -----------------------------------------------------------------------------
+
+    def take_lease(
+        self,
+        *,
+        ttl_s: float = LEASE_TTL_S,
+        wait_s: float = LEASE_WAIT_S,
+        holder: str = "",
+    ) -> WriterLease:
+        """The store's writer lease, held until released: taken at once when free, taken over
+        when its holder let it expire, else waited for up to ``wait_s`` seconds, after which
+        ``IndexLockedError`` names the holder. ``holder`` defaults to ``host:pid:random``."""
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be greater than 0, got {ttl_s}")
+        name = self._name + _LEASE
+        holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        deadline = time.monotonic() + max(wait_s, 0.0)
+        vanished = 0  # creates refused although no lease was there to read
+        while True:
+            now, sent = time.time(), time.monotonic()
+            record = LeaseRecord(holder, now, now + ttl_s)
+            try:
+                with _server_errors(self._server_url):
+                    created = self._client.create_collection(
+                        name, metadata=_lease_metadata(record), embedding_function=None
+                    )
+            except ProviderError:
+                raise
+            except Exception as refused:  # the name exists (or the server refused to create)
+                with _server_errors(self._server_url):
+                    held = _find_collection(self._client, name)
+                if held is None:  # released in the meantime: try again, a few times
+                    vanished += 1
+                    if vanished >= 3:
+                        raise IndexWriteError(
+                            f"cannot take the index's writer lease: {_first_line(refused)}"
+                        ) from refused
+                    continue
+                current = _lease_record(held.metadata)
+                if current.expires_at <= time.time():
+                    log.warning(
+                        "taking over the index's writer lease from %s: it expired at %s",
+                        current.holder,
+                        _utc(current.expires_at),
+                    )
+                    with _server_errors(self._server_url):
+                        _discard(self._client, held, name)
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    waited = f"; waited {wait_s:g} s" if wait_s > 0 else ""
+                    raise IndexLockedError(
+                        f"another process is writing the index ({current.describe()}{waited});"
+                        " try again when it has finished"
+                    ) from None
+                time.sleep(min(left, _LEASE_POLL_S * (1 + random.random())))
+                continue
+            return WriterLease(self._client, created, record, ttl_s, self._server_url, sent)
+
+    def lease_record(self) -> LeaseRecord | None:
+        """Who holds the writer lease now (expired or not), or None when nobody does."""
+        with _server_errors(self._server_url):
+            held = _find_collection(self._client, self._name + _LEASE)
+        return None if held is None else _lease_record(held.metadata)
 
 
 def _article_of(chunk: StoredChunk) -> str:
@@ -472,3 +710,60 @@ def is_shown(chunk_hash: str, committed_hash: str | None) -> bool:
 
 def _is_shown(chunk: StoredChunk, committed: dict[str, str]) -> bool:
     return is_shown(str(chunk.metadata.get("article_hash", "")), committed.get(_article_of(chunk)))
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "") or (
+        type(error).__name__
+    )
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _lease_metadata(record: LeaseRecord) -> Metadata:
+    return {
+        "holder": record.holder,
+        "acquired_at": record.acquired_at,
+        "expires_at": record.expires_at,
+    }
+
+
+def _lease_record(metadata: Any) -> LeaseRecord:
+    """A lease's record from its collection's metadata; fields that are missing make a lease
+    that has expired, so a damaged one is taken over rather than blocking every writer."""
+    meta = dict(metadata or {})
+    try:
+        acquired_at = float(meta.get("acquired_at", 0))
+        expires_at = float(meta.get("expires_at", 0))
+    except (TypeError, ValueError):
+        acquired_at = expires_at = 0.0
+    return LeaseRecord(str(meta.get("holder", "")) or "unknown", acquired_at, expires_at)
+
+
+def _find_collection(client: Any, name: str) -> Any | None:
+    from chromadb.errors import NotFoundError
+
+    try:
+        return client.get_collection(name, embedding_function=None)
+    except (NotFoundError, ValueError):  # ValueError: how older chromadb said "not found"
+        return None
+
+
+def _discard(client: Any, lease: Any, name: str) -> None:
+    """Delete the lease collection ``lease``, found under ``name``, and only that one.
+
+    It is renamed first, through its id: if another writer has already taken it over, the
+    rename finds it gone, or renames only that writer's discarded copy; the lease that writer
+    then created has another id and is never touched. Deleting by ``name`` could remove it.
+    """
+    from chromadb.errors import NotFoundError
+
+    discarded = f"{name}.gone-{uuid.uuid4().hex[:12]}"
+    try:
+        lease.modify(name=discarded)
+    except (NotFoundError, ValueError):
+        return  # already discarded by another writer
+    with suppress(NotFoundError, ValueError):
+        client.delete_collection(discarded)

@@ -7,7 +7,9 @@ done two chunks at a time so that an article spans several batches.
 
 from __future__ import annotations
 
+import re
 import shutil
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +22,7 @@ import rag.index
 from rag.chunk import chunk_article
 from rag.config import Settings
 from rag.embed import Vectors, create_embedder
+from rag.errors import IndexWriteError
 from rag.index import Indexer, chunk_metadata
 from rag.lexical import LexicalIndex
 from rag.schema import Article
@@ -325,3 +328,108 @@ def test_a_readers_stale_bm25_copy_never_returns_a_replaced_version(small: Setti
     current = {c.chunk_id: c.text for c in ix.store.iter_chunks()}
     assert passages and all(current.get(p.chunk_id) == p.text for p in passages)
     assert not any("voted on item 5" in p.text for p in passages)
+
+
+# -- a full disk (issue 9, item 8) ---------------------------------------------------------------
+
+
+class DiskFull:
+    """Makes Chroma's ``fail_at``-th write (of any collection, of any kind) raise ``error``,
+    where a full disk would: inside chromadb, under the store's own code."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+        from chromadb.api.models.Collection import Collection
+
+        self.error, self.fail_at, self.writes = error, 0, 0
+        for name in ("upsert", "update", "delete", "modify", "add"):
+            monkeypatch.setattr(Collection, name, self._failing(getattr(Collection, name)))
+
+    def _failing(self, write: Any) -> Any:
+        def failing(collection: Any, *args: Any, **kwargs: Any) -> Any:
+            self.writes += 1
+            if self.writes == self.fail_at:
+                raise self.error
+            return write(collection, *args, **kwargs)
+
+        return failing
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(28, "No space left on device"),
+        sqlite3.OperationalError("database or disk is full"),
+    ],
+    ids=["enospc", "sqlite-full"],
+)
+def test_a_full_disk_is_one_line_saying_what_was_kept_and_the_next_run_completes_it(
+    small: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    # a1 is unchanged, a2 changes, a3 and a4 are new (four batches each), a5 is pruned.
+    before = [article("a1", PARAGRAPHS[:2]), article("a2", PARAGRAPHS[:4]), article("a5")]
+    after = [before[0], article("a2", EDITED[:4]), article("a3"), article("a4")]
+    base = small.replace(data_dir=tmp_path / "base")
+    indexer(base).sync(before, progress=False)
+    disk = DiskFull(monkeypatch, error)
+    fail_at, points = 1, 0
+    while True:
+        settings = small.replace(data_dir=tmp_path / f"full-{fail_at}")
+        shutil.copytree(base.data_dir, settings.data_dir)
+        ix = indexer(settings)
+        disk.writes, disk.fail_at = 0, fail_at
+        try:
+            ix.sync(after, prune=True, progress=False)
+        except IndexWriteError as e:
+            points += 1
+            message = str(e)
+        else:
+            break  # every write point was tried
+        disk.fail_at = 0
+        assert "\n" not in message and "Traceback" not in message
+        assert message.startswith(f"cannot write the index: {error}; "), message
+        kept = re.search(
+            r"; (\d) of 3 new or changed articles were committed(?: \(([^)]*)\))?", message
+        )
+        assert kept, message
+        committed = kept.group(2).split(", ") if kept.group(2) else []
+        assert len(committed) == int(kept.group(1))
+        assert "and 1 were unchanged" in message
+        left = [a.article_id for a in after[1:] if a.article_id not in committed]
+        if left:
+            assert f"the next run of the same ingest completes {', '.join(left)}" in message
+        # What the message calls committed is shown whole in its new version; the rest is
+        # shown whole in its old one, or not at all.
+        store = ChromaStore.open(settings, ix.embedder.model_id)
+        assert shown(store, "a1") == clean_chunks(small, [after[0]])
+        for a in after[1:]:
+            if a.article_id in committed:
+                assert shown(store, a.article_id) == clean_chunks(small, [a])
+            else:
+                old = [b for b in before if b.article_id == a.article_id]
+                assert shown(store, a.article_id) in (set(), clean_chunks(small, old))
+        indexer(settings).sync(after, prune=True, progress=False)
+        assert stored(store) == sorted(clean_chunks(small, after)), f"full at write {fail_at}"
+        assert_lexical_matches(settings, store)
+        fail_at += 1
+    print(f"the disk filled up at each of {points} writes")
+    assert points >= 10
+
+
+def test_a_full_disk_while_saving_the_search_files_says_the_articles_are_kept(
+    small: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LexicalIndex, "save", full)
+        with pytest.raises(IndexWriteError) as stopped:
+            indexer(small).sync([article("a1")], progress=False)
+    message = str(stopped.value)
+    assert "No space left on device; every article is stored and committed" in message
+    assert "\n" not in message
+    store = indexer(small).store
+    assert shown(store) == clean_chunks(small, [article("a1")])
+    report = indexer(small).sync([article("a1")], progress=False)
+    assert report.articles_unchanged == 1
+    assert_lexical_matches(small, store)

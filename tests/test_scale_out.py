@@ -10,11 +10,16 @@ packaged model; each step is bounded by a deadline and its time is printed (``py
 
 from __future__ import annotations
 
+import faulthandler
+import multiprocessing
+import multiprocessing.process
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,9 +28,14 @@ import httpx
 import pytest
 
 from rag.assistant import Assistant
+from rag.chunk import chunk_article
 from rag.config import Settings
-from rag.errors import ProviderError
+from rag.embed import PACKAGED_MODEL_ID, create_embedder
+from rag.errors import IndexLockedError, ProviderError
+from rag.index import Indexer
 from rag.lexical import LexicalIndex
+from rag.schema import Article
+from rag.store import ChromaStore
 from tests.conftest import CORPUS, REPO, SEED_ID, free_port
 
 pytestmark = pytest.mark.integration
@@ -186,6 +196,36 @@ def _assert_strike_answer(body: dict[str, Any]) -> None:
     assert any("forty-eight hours" in c["quote"] for c in body["citations"])
 
 
+def _post_two_versions_at_once(base_a: str, base_b: str, chroma_url: str, round_: int) -> None:
+    """The red team's break (issue 9, item 7): the same article posted to both processes at
+    the same moment, in two versions. Both are accepted (the second waits for the writer
+    lease), and what is stored and shown is one version whole, the same through both."""
+    endings = {base_a: f" Round {round_}, version A.", base_b: f" Round {round_}, version B."}
+    start = threading.Barrier(2)
+
+    def post(base: str) -> httpx.Response:
+        body = {**STRIKE_ARTICLE, "text": STRIKE_ARTICLE["text"] + endings[base]}
+        start.wait(10)
+        return httpx.post(f"{base}/v1/articles", json=body, headers=AUTH, timeout=REQUEST_S)
+
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(post, endings))
+    # 200: an update (both rewrite the article posted before), not a 409 or a 500
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    texts = {
+        httpx.get(f"{base}/v1/articles/{STRIKE_ID}", headers=AUTH, timeout=10).json()["text"]
+        for base in endings
+    }
+    assert len(texts) == 1, texts  # both processes show the same version...
+    [text] = texts
+    assert sum(ending.strip() in text for ending in endings.values()) == 1, text  # ...one whole
+    store = ChromaStore.open(Settings(chroma_url=chroma_url), PACKAGED_MODEL_ID)
+    chunks = list(store.iter_chunks({"article_id": STRIKE_ID}, include_uncommitted=True))
+    record = store.commit_records([STRIKE_ID])[STRIKE_ID]
+    assert {c.metadata["article_hash"] for c in chunks} == {record.article_hash}
+    assert len(chunks) == record.chunks and not record.pending
+
+
 def test_two_servers_share_one_chroma_server_and_survive_its_restart(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -225,6 +265,9 @@ def test_two_servers_share_one_chroma_server_and_survive_its_restart(tmp_path: P
                 f"{base_b}/v1/articles", json=STRIKE_ARTICLE, headers=AUTH, timeout=REQUEST_S
             )
             assert response.status_code == 201, response.text
+        with timings.step("post two versions of one article through A and B at once, 3 times"):
+            for round_ in range(3):
+                _post_two_versions_at_once(base_a, base_b, chroma.url, round_)
         with timings.step("ask the strike question through A"):
             _assert_strike_answer(_ask(base_a, STRIKE_QUESTION))
         # A's own BM25 index (in its data directory) was rebuilt from the server's collection.
@@ -293,3 +336,156 @@ def test_an_unreachable_server_is_an_error_not_an_empty_index(
         assert not answer.refused and answer.citations[0].article_id == SEED_ID
     finally:
         chroma.stop()
+
+
+# --- two writers of one article through one Chroma server (issue 9, item 7) -------------------
+
+RACE_ID = "budget-vote"
+RACE_TRIALS = 10
+GATE_S = 120.0  # a writer process starts (imports) and each trial's writes end within this
+
+
+def _race_text(trial: int, writer: str) -> str:
+    """Writer ``writer``'s version of the article in ``trial``: ten paragraphs of about 150
+    characters (one chunk each at 200), the first two the same in both writers' versions, so
+    that a version keeps chunks of the other's as well as adding its own."""
+    paragraphs = [
+        f"Paragraph {i} of the budget story in round {trial}: the council voted on item {i}"
+        " after a long debate that ran late into the evening and ended narrowly."
+        + ("" if i < 2 else f" Version {writer}.")
+        for i in range(10)
+    ]
+    return "\n\n".join(paragraphs)
+
+
+def _race_article(text: str) -> Article:
+    return Article(RACE_ID, "Council budget vote", text, source="race")
+
+
+class _SlowEmbedder:
+    """The fake embedder, 20 ms per batch, so that two writers' batches interleave."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    @property
+    def model_id(self) -> str:
+        return str(self._inner.model_id)
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        time.sleep(0.02)
+        return self._inner.embed(texts)
+
+
+def _write_versions(
+    writer: str,
+    settings: Settings,
+    waits: Sequence[float],
+    gate: Any,
+    results: Any,
+) -> None:
+    """A writer process: in each trial, meet the other writer and the test at ``gate``, then
+    write this writer's version of the article, and report how that went."""
+    import rag.index
+
+    rag.index._EMBED_BATCH = 2  # ten chunks in five batches, each its own store write
+    embedder = _SlowEmbedder(create_embedder(settings))
+    store = ChromaStore.open(settings, embedder.model_id)
+    for trial, wait_s in enumerate(waits):
+        try:
+            gate.wait(GATE_S)
+        except threading.BrokenBarrierError:
+            return  # the test failed, or gave up on the other writer
+        # A writer stuck in a trial prints where, before the test gives up on it.
+        faulthandler.dump_traceback_later(GATE_S / 2)
+        indexer = Indexer(settings, embedder, store, lease_wait_s=wait_s)
+        started = time.time()
+        try:
+            indexer.sync([_race_article(_race_text(trial, writer))], progress=False)
+            outcome = "wrote"
+        except IndexLockedError as e:
+            outcome = f"locked: {e}"
+        except Exception as e:  # reported, so that the test fails with it
+            outcome = f"error: {e!r}"
+        faulthandler.cancel_dump_traceback_later()
+        results.put((trial, writer, outcome, time.time(), started))
+
+
+def test_two_writer_processes_of_one_article_never_leave_mixed_versions(tmp_path: Path) -> None:
+    """Two processes, each with its own data directory, write different versions of the same
+    article through one Chroma server at the same moment, several times over. After each
+    trial the store holds exactly one version, whole: one article hash among its chunks, the
+    committed one, as many chunks as recorded. The writer that came second either waited for
+    the lease and then wrote its version cleanly (even trials) or, told not to wait, failed
+    with ``IndexLockedError`` (odd trials)."""
+    chroma = Chroma(tmp_path / "chroma", free_port(), tmp_path)
+    waits = [30.0 if trial % 2 == 0 else 0.0 for trial in range(RACE_TRIALS)]
+    context = multiprocessing.get_context("spawn")
+    gate = context.Barrier(3)
+    results = context.Queue()
+    writers: list[multiprocessing.process.BaseProcess] = []
+    outcomes: list[str] = []
+    overlapped = 0  # trials in which the second writer began before the first had finished
+    try:
+        chroma.start()
+        base = Settings(
+            data_dir=tmp_path / "unused",
+            embedding_provider="fake-hash",
+            chroma_url=chroma.url,
+            chunk_chars=200,
+        )
+        for writer in ("A", "B"):
+            settings = base.replace(data_dir=tmp_path / writer)
+            process = context.Process(
+                target=_write_versions, args=(writer, settings, waits, gate, results)
+            )
+            process.start()
+            writers.append(process)
+        store = ChromaStore.open(base, create_embedder(base).model_id)
+        for trial in range(RACE_TRIALS):
+            try:
+                gate.wait(GATE_S)
+            except threading.BrokenBarrierError:
+                states = [(p.name, p.is_alive(), p.exitcode) for p in writers]
+                pytest.fail(f"trial {trial}: a writer did not come back: {states}")
+            reports = sorted((results.get(timeout=GATE_S) for _ in writers), key=lambda r: r[3])
+            for _, writer, outcome, *_ in reports:
+                assert outcome == "wrote" or outcome.startswith("locked: another process is"), (
+                    trial,
+                    writer,
+                    outcome,
+                )
+                if outcome.startswith("locked"):
+                    assert waits[trial] == 0.0, (trial, writer, outcome)  # a waiter writes
+            wrote = [writer for _, writer, outcome, *_ in reports if outcome == "wrote"]
+            assert wrote, reports
+            last = _race_article(_race_text(trial, wrote[-1]))  # the last to finish wins
+
+            chunks = list(store.iter_chunks({"article_id": RACE_ID}, include_uncommitted=True))
+            hashes = {str(c.metadata["article_hash"]) for c in chunks}
+            record = store.commit_records([RACE_ID])[RACE_ID]
+            assert hashes == {record.article_hash}, f"trial {trial}: mixed versions {reports}"
+            assert record.article_hash == last.content_hash and not record.pending
+            assert len(chunks) == record.chunks
+            expected = chunk_article(last, base.chunk_chars, base.chunk_overlap_sentences)
+            assert {c.chunk_id for c in chunks} == {c.chunk_id for c in expected}
+            shown = sorted(store.iter_chunks({"article_id": RACE_ID}), key=_chunk_index)
+            assert [c.text for c in shown] == [c.text for c in expected]
+            first_end, second_start = reports[0][3], reports[1][4]
+            overlapped += second_start < first_end
+            outcomes.append(" / ".join(f"{w}: {o[:70]}" for _, w, o, *_ in reports))
+            print(f"[race] trial {trial} (wait {waits[trial]:.0f} s): {outcomes[-1]}", flush=True)
+    finally:
+        gate.abort()
+        for writer_process in writers:
+            writer_process.join(10)
+            if writer_process.is_alive():
+                writer_process.kill()
+        chroma.stop()
+    assert len(outcomes) == RACE_TRIALS
+    print(f"[race] the writers overlapped in {overlapped} of {RACE_TRIALS} trials", flush=True)
+    assert overlapped  # else the trials raced nothing
+
+
+def _chunk_index(chunk: Any) -> int:
+    return int(chunk.metadata.get("index", 0))

@@ -10,6 +10,7 @@ import pytest
 
 from rag.config import Settings
 from rag.embed import create_embedder
+from rag.errors import IndexWriteError
 from rag.schema import Chunk
 from rag.store import ChromaStore, CommitRecord, is_shown
 
@@ -95,3 +96,33 @@ def test_commit_records_are_deleted_by_id(settings: Settings, store: ChromaStore
     store.write_commit_records([CommitRecord("a", "h", 1), CommitRecord("b", "h", 2)])
     store.delete_commit_records(["a", "missing"])
     assert set(store.commit_records()) == {"b"}
+
+
+def test_a_write_the_store_refuses_is_one_line_and_a_bug_keeps_its_type(
+    settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chromadb.api.models.Collection import Collection
+    from chromadb.errors import InternalError
+
+    refusals: list[Exception] = [
+        InternalError("database or disk is full\nat segment writer"),  # local Chroma
+        OSError(28, "No space left on device"),
+        Exception('{"error":"InternalError","message":"disk full"}'),  # a server's 500
+    ]
+    for refusal in refusals:
+
+        def refuse(*args: object, error: Exception = refusal, **kwargs: object) -> None:
+            raise error
+
+        monkeypatch.setattr(Collection, "upsert", refuse)
+        with pytest.raises(IndexWriteError) as refused:
+            add(settings, store, [stored_chunk("a", "h1", "budget vote")])
+        assert str(refused.value).startswith("cannot write the index: ")
+        assert "\n" not in str(refused.value) and refused.value.__cause__ is refusal
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise TypeError("unexpected keyword")
+
+    monkeypatch.setattr(Collection, "upsert", bug)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        store.write_commit_records([CommitRecord("a", "h1", 1)])
