@@ -15,6 +15,8 @@ hides the article, at every point where a run can stop. The store's ``index_vers
 before the first write and after the last, so the lexical index (a snapshot of what the store
 shows) is rebuilt after any run that wrote, even one that was stopped; and a run with nothing
 to write still rebuilds a lexical index that does not hold exactly what the store shows.
+What an answerer prepared for an article (``ArticlePrep``) is forgotten before the article's
+chunks are deleted, since once they are gone no run would know to forget it.
 Only one process may write an index at a time. Writers of one data dir hold its file lock
 (``writer_lock``); writers of a store shared through a Chroma server (API processes with data
 dirs of their own) also hold the store's writer lease (``rag.store``), renewed while they write
@@ -146,7 +148,8 @@ class ArticlePrep(Protocol):
         ...
 
     def forget(self, article_ids: Sequence[str]) -> None:
-        """Drop what was prepared for replaced or removed articles."""
+        """Drop what was prepared for replaced or removed articles (for removed ones, before
+        their chunks are deleted: once they are gone, no later run knows to)."""
         ...
 
 
@@ -249,7 +252,6 @@ class Indexer:
                 ):
                     doomed[article_id] = list(chunk_metas)
             orphans = [a for a in records if a not in stored and a not in given]
-        replaced.extend(doomed)
 
         changed = bool(writes or doomed)
         try:
@@ -267,6 +269,7 @@ class Indexer:
                 self.store.bump_version()  # an interrupted run still leaves the version changed
             embedded = self._write(writes, progress, run)
             run.check_lease()
+            self._forget(list(doomed))
             self.store.delete([chunk_id for chunk_ids in doomed.values() for chunk_id in chunk_ids])
             self.store.delete_commit_records([*doomed, *orphans])
             if changed:
@@ -395,6 +398,7 @@ class Indexer:
                 if to_delete:
                     self.store.bump_version()
                 run.check_lease()
+                self._forget(found)
                 self.store.delete(to_delete)
                 self.store.delete_commit_records([a for a in wanted if a in stored or a in records])
                 if to_delete:
@@ -410,17 +414,29 @@ class Indexer:
                     else IndexWriteError(message)
                 ) from e
             lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
-            self._prepare(lexical, found, progress=False)
+            self._prepare(lexical, (), progress=False)
             return IngestReport(
                 articles_removed=len(found),
                 chunks_deleted=len(to_delete),
                 total_chunks=self.store.count(),
             )
 
+    def _forget(self, article_ids: Sequence[str]) -> None:
+        """Drop what was prepared for articles about to be deleted. Done before their chunks
+        go: once they are gone, no later run knows what was prepared for them."""
+        if self.prep is None or not article_ids:
+            return
+        try:
+            self.prep.forget(article_ids)
+        except (OSError, sqlite3.Error) as e:
+            raise IndexWriteError(
+                f"cannot update the sentence vectors in {self.settings.data_dir}: {e}"
+            ) from e
+
     def _prepare(self, lexical: LexicalIndex, replaced: Sequence[str], progress: bool) -> None:
         """Prepare every stored article not prepared in its current version (new, changed, or
         left incomplete by an interrupted run), after forgetting what was prepared for it and
-        for the articles that were replaced or removed."""
+        for the articles that were replaced (removed ones were forgotten by ``_forget``)."""
         if self.prep is None:
             return
         by_article: dict[str, list[StoredChunk]] = {}

@@ -12,6 +12,7 @@ import pytest
 from rag.config import Settings
 from rag.embed import Vectors, create_embedder
 from rag.index import Indexer
+from rag.lexical import LexicalIndex
 from rag.schema import Article
 from rag.store import ChromaStore, StoredChunk
 from rag.vectors import StoredEmbedder, VectorFile, pending, text_key
@@ -156,3 +157,32 @@ def test_removed_articles_are_forgotten(settings: Settings) -> None:
     assert prep.forgotten == ["a2"]
     _indexer(settings, prep).remove(["a1"])
     assert prep.forgotten == ["a2", "a1"]
+
+
+class Killed(BaseException):
+    """What SIGKILL does to a run: it stops, whatever it was doing."""
+
+
+def _killed(*args: object, **kwargs: object) -> None:
+    raise Killed
+
+
+def test_articles_deleted_by_a_run_killed_before_preparing_are_forgotten(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by tests/test_ingest_sigkill.py: killed while saving the BM25 copy, after the
+    # pruned chunks were gone, a run left them prepared, and no later run knew to forget them.
+    prep = RecordingPrep()
+    _indexer(settings, prep).sync([_article("a1"), _article("a2"), _article("a3")], progress=False)
+    prep.forgotten.clear()
+    with monkeypatch.context() as patched:
+        patched.setattr(LexicalIndex, "load_or_build", _killed)
+        with pytest.raises(Killed):
+            _indexer(settings, prep).sync(
+                [_article("a1"), _article("a2")], prune=True, progress=False
+            )
+        with pytest.raises(Killed):
+            _indexer(settings, prep).remove(["a2"])
+    _indexer(settings, prep).sync([_article("a1")], prune=True, progress=False)
+    assert set(prep.done) == {"a1"}
+    assert prep.forgotten == ["a3", "a2"]  # each once, before its chunks were deleted
