@@ -157,6 +157,7 @@ _WH = (
 )
 
 _PIECE = r"(?:article|story|piece|report|post|item|column|op-?ed)"
+_OUTLET_WORD = r"(?-i:[A-Z][\w.’'-]*)"  # a capitalised word: "Which BBC articles ..."
 _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "compare",
@@ -191,7 +192,8 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"\b(?:which|what) (?:outlet|publication|newspaper|paper|site|website|publisher"
             r"|news (?:outlet|organi[sz]ation|site|agency)|media(?: outlet)?|broadcaster)\b"
-            r"|\bwho published\b|\bwhere (?:was|is) (?:the|this|that) \w+ published\b",
+            r"|\bwho published\b|\bwhere (?:was|is) (?:the|this|that) \w+ published\b"
+            r"|^\W*who (?:first )?(?:reported|broke the (?:news|story)) (?:that|on|about)\b",
             re.I,
         ),
     ),
@@ -215,8 +217,10 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "list",
         re.compile(
-            r"\b(?:what|which) (?:articles|stories|pieces|reports|coverage)\b"
-            r"|\b(?:list|show(?: me)?|find|give me)(?: all)?(?: the)? (?:articles|stories|pieces)\b"
+            rf"\b(?:what|which) (?:{_OUTLET_WORD} ){{0,2}}?"
+            r"(?:articles|stories|pieces|reports|coverage)\b"
+            rf"|\b(?:list|show(?: me)?|find|give me)(?: all)?(?: the)?(?: {_OUTLET_WORD}){{0,2}}?"
+            r" (?:articles|stories|pieces|reports)\b"
             r"|\b(?:any|all) (?:articles|stories|pieces) (?:about|on|from|by)\b"
             r"|\bdo you have (?:any(?:thing)?|articles|stories)\b",
             re.I,
@@ -229,7 +233,9 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r" (?:say|have|know|tell|report)\b"
             r"|^\W*what (?:happened|is happening|has happened|was happening|went on)\b"
             r"|^\W*(?:tell me|what do we know|what is known) about\b"
-            r"|^\W*(?:news|anything|everything) (?:about|on)\b|\bgive me an overview\b",
+            r"|^\W*(?:news|anything|everything) (?:about|on)\b|\bgive me an overview\b"
+            r"|^\W*what(?:'s|’s| has| have) been (?:written|said|reported) (?:about|on)\b"
+            r"|^\W*what (?:is|was) (?:written|reported) (?:about|on)\b",
             re.I,
         ),
     ),
@@ -245,7 +251,7 @@ _FRAME_WORDS = frozenset(
     about on from by the a an of in what which who when where how write wrote written author
     authored writer byline published publish publication outlet outlets publication site
     website publisher newspaper paper media broadcaster please overview there is are was were
-    this that these those it its short brief and or vs versus with to""".split()
+    this that these those it its short brief and or vs versus with to been""".split()
 )
 _PRONOUNS = frozenset(
     "he she him her his hers they them their theirs it its this that these those there".split()

@@ -290,6 +290,16 @@ class Assistant:
         notices.extend(corrected)
         timings["analyze"] = _ms_since(step)
 
+        if analysis.intent in (*_META_INTENTS, "fact") and not filters.publishers:
+            catalog = self.catalog()
+            outlets = (
+                catalog.named_sources(query)
+                if analysis.intent == "fact"
+                else catalog.publishers_in(query)
+            )
+            if outlets:
+                filters = replace(filters, publishers=tuple(outlets))
+                notices.append(f"Searched only articles from {' and '.join(outlets)}.")
         result = self._retrieve(analysis, query, filters, retrieval)
         timings.update(result.timings_ms)
 

@@ -103,6 +103,27 @@ class Catalog:
                 found.append(publisher)
         return found
 
+    def named_sources(self, question: str) -> list[str]:
+        """Outlets that ``question`` names as the source of what it asks: "the CNN story
+        about ...", "according to the BBC", "what did Al Jazeera report", "RTÉ's profile".
+        (A bare mention, as in "what did Trump say about CNN?", is not one.)"""
+        found = []
+        for publisher in self.publishers_in(question):
+            name = publisher.lower()
+            forms = {name, name.split()[0]} if len(name.split()[0]) >= 3 else {name}
+            for form in forms:
+                f = re.escape(form)
+                if re.search(
+                    rf"\b(?:according to|did|does|do|has|have|in|from|by|on) (?:the )?{f}(?![\w])"
+                    rf"|(?<![\w]){f}(?:'s|’s)? (?:\w+ )?(?:story|stories|articles?|pieces?"
+                    rf"|reports?|reported|reporting|coverage|obituar(?:y|ies)|profiles?"
+                    rf"|interviews?|wrote|writes|says|said)\b",
+                    question.lower(),
+                ):
+                    found.append(publisher)
+                    break
+        return found
+
     def passages(self, article_id: str) -> list[Passage]:
         """Every chunk of the article as a passage, in reading order (score 0)."""
         from rag.retrieve import passage_from_chunk

@@ -32,7 +32,7 @@ from rag.catalog import Catalog
 from rag.cite import Evidence, citation_for
 from rag.describe import byline
 from rag.schema import Citation, Passage
-from rag.text import content_terms, sentence_spans, words
+from rag.text import content_terms, is_furniture, sentence_spans, words
 
 if TYPE_CHECKING:
     from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
@@ -120,8 +120,14 @@ def digest(request: AnswerRequest, catalog: Catalog) -> Draft:
     limit = _LIST_ARTICLES if listing else _BROAD_ARTICLES
     per_article = 1 if listing else 2
     blocks: list[tuple[Passage, list[tuple[Passage, str]]]] = []
+    shown: set[tuple[str, ...]] = set()  # a story syndicated to two articles is quoted once
     for group in groups:
-        quotes = _best_sentences(group, names, terms, per_article)
+        quotes = []
+        for passage, sentence in _best_sentences(group, names, terms, per_article):
+            key = tuple(words(sentence.lower()))
+            if key not in shown:
+                shown.add(key)
+                quotes.append((passage, sentence))
         if quotes:
             blocks.append((group[0], quotes))
     if analysis.intent == "compare":
@@ -150,7 +156,7 @@ def _best_sentences(
         for start, end in sentence_spans(passage.text):
             sentence = passage.text[start:end]
             order += 1
-            if sentence in seen or len(words(sentence)) < _MIN_WORDS:
+            if sentence in seen or len(words(sentence)) < _MIN_WORDS or is_furniture(sentence):
                 continue
             seen.add(sentence)
             lowered = sentence.lower()
@@ -218,6 +224,8 @@ def _summary(passages: Sequence[Passage]) -> Draft:
         for start, end in sentence_spans(passage.text):
             sentence = passage.text[start:end]
             if sentence not in seen and len(words(sentence)) >= _MIN_WORDS:
+                if is_furniture(sentence):
+                    continue
                 seen.add(sentence)
                 sentences.append((passage, sentence))
     if not sentences:

@@ -47,7 +47,7 @@ from rag.judge import AnswerJudge, PreparingJudge, judge_input
 from rag.retrieve import passage_from_chunk
 from rag.schema import AnswerDelta, Passage
 from rag.store import StoredChunk
-from rag.text import content_terms, sentence_spans, words
+from rag.text import content_terms, is_furniture, sentence_spans, words
 from rag.vectors import VectorFile
 
 _MIN_SENTENCE_WORDS = 4
@@ -133,7 +133,7 @@ def candidates(passages: Sequence[Passage]) -> list[Candidate]:
         spans = sentence_spans(passage.text)
         for i, (start, end) in enumerate(spans):
             key = (passage.article_id, passage.text[start:end])
-            if key in seen or len(words(key[1])) < _MIN_SENTENCE_WORDS:
+            if key in seen or len(words(key[1])) < _MIN_SENTENCE_WORDS or is_furniture(key[1]):
                 continue
             seen.add(key)
             found.append(
@@ -286,7 +286,7 @@ class ExtractiveAnswerer:
         for candidate in scored[1:]:
             if len(chosen) >= self.settings.max_answer_sentences or candidate.score < floor:
                 break
-            if not any(_overlaps(candidate, c) for c in chosen):
+            if not any(_overlaps(candidate, c) or _same_words(candidate, c) for c in chosen):
                 chosen.append(candidate)
         evidence = [Evidence(c.passage, c.quote, c.score) for c in chosen]
         text, citations = number_citations(evidence)
@@ -357,7 +357,8 @@ class ExtractiveAnswerer:
         """Quote the sentence before when this one leans on it; the sentence after when this
         one only announces it (an attribution without the words, a colon)."""
         sentence = candidate.sentence
-        if candidate.before and _ANAPHOR.match(sentence):
+        before, after = candidate.neighbour(candidate.before), candidate.neighbour(candidate.after)
+        if candidate.before and _ANAPHOR.match(sentence) and not is_furniture(before):
             candidate = replace(candidate, extend_before=True)
         announces = sentence.rstrip().endswith(":") or (
             _ATTRIBUTION.search(sentence)
@@ -365,7 +366,7 @@ class ExtractiveAnswerer:
             and len(words(sentence)) <= 12
             and analysis.wh == "say"
         )
-        if candidate.after and announces:
+        if candidate.after and announces and not is_furniture(after):
             candidate = replace(candidate, extend_after=True)
         return candidate
 
@@ -432,6 +433,12 @@ def _overlaps(a: Candidate, b: Candidate) -> bool:
     if a.passage.article_id != b.passage.article_id:
         return False
     return a.quote in b.quote or b.quote in a.quote or a.sentence in b.quote
+
+
+def _same_words(a: Candidate, b: Candidate) -> bool:
+    """Whether two candidates quote the same words (a story syndicated to two articles):
+    the answer quotes them once."""
+    return words(a.quote.lower()) == words(b.quote.lower())
 
 
 def _has_type(sentence: str, labels: frozenset[str], analysis: QuestionAnalysis) -> bool:

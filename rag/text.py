@@ -131,3 +131,17 @@ def content_terms(text: str) -> list[str]:
 @lru_cache(maxsize=65536)
 def _content_terms(text: str) -> tuple[str, ...]:
     return tuple(stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
+
+
+# Site furniture that news pages glue into their text (a link to another story, a newsletter
+# box): "READ MORE: <another headline> <the next sentence>", "Follow us on Facebook ...".
+# A sentence holding it is never a quote: it mixes another story's headline into the text.
+_FURNITURE = re.compile(
+    r"\b(?:READ MORE|RELATED|WATCH|ALSO READ|MORE ON THIS)\s*:"
+    r"|^\W*(?:Follow us on|Sign up for|Subscribe to|Share this slide|Want more updates)\b"
+)
+
+
+def is_furniture(sentence: str) -> bool:
+    """Whether ``sentence`` carries site furniture rather than only the article's words."""
+    return bool(_FURNITURE.search(sentence))

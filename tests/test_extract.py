@@ -58,9 +58,12 @@ ARTICLES = {
 }
 
 
-def stored_chunks() -> list[StoredChunk]:
+Articles = dict[str, tuple[str, str, str, str, list[str]]]
+
+
+def stored_chunks(articles: Articles = ARTICLES) -> list[StoredChunk]:
     chunks = []
-    for article_id, (title, author, date, publisher, texts) in ARTICLES.items():
+    for article_id, (title, author, date, publisher, texts) in articles.items():
         offset = 0
         for index, text in enumerate(texts):
             meta = {
@@ -220,3 +223,61 @@ def test_catalog_corrects_a_misspelt_name_and_matches_outlets() -> None:
     assert CATALOG.match_publisher("the al jazeera") == "Al Jazeera"
     assert CATALOG.publishers_in("What articles do you have from CNN?") == ["CNN"]
     assert [a.article_id for a in CATALOG.newest(2)] == ["eu", "kabul"]
+
+
+SYNDICATED = "The Dutch Freedom Party of Geert Wilders won 20 seats in the election on Wednesday."
+FURNISHED: Articles = {
+    "aj1": (
+        "Rutte beats Wilders",
+        "",
+        "2017-03-16",
+        "Al Jazeera",
+        [
+            f"{SYNDICATED} READ MORE: Who votes for Geert Wilders? This result fuelled the"
+            " debate about Geert Wilders for weeks.",
+        ],
+    ),
+    "aj2": ("Wilders comes second", "", "2017-03-16", "DW", [SYNDICATED]),
+}
+
+
+def _furnished_draft(question: str) -> Draft:
+    catalog = Catalog(stored_chunks(FURNISHED), "v1")
+    parts = AnswererParts(
+        SETTINGS,
+        HashEmbedder(),
+        ANALYZER,
+        judge=OverlapJudge,
+        catalog=lambda: catalog,
+        chat_model=lambda: (_ for _ in ()).throw(AssertionError("no chat model")),
+    )
+    answerer = create_answerer("extractive", parts)
+    found = [p for aid in FURNISHED for p in catalog.passages(aid)]
+    request = AnswerRequest(
+        question,
+        question,
+        ANALYZER.analyze(question),
+        tuple(replace(p, score=1.0, dense_score=0.5) for p in found),
+        np.zeros(64, dtype=np.float32),
+    )
+    return answerer.answer(request)
+
+
+def test_site_furniture_is_never_quoted_nor_pulled_in_as_context() -> None:
+    for question in ("Who votes for Geert Wilders?", "What fuelled the debate about Wilders?"):
+        draft = _furnished_draft(question)
+        assert all("READ MORE" not in c.quote for c in draft.citations), draft.text
+
+
+def test_a_story_syndicated_to_two_articles_is_quoted_once() -> None:
+    for question in ("How many seats did Geert Wilders' party win?", "What about Geert Wilders?"):
+        draft = _furnished_draft(question)
+        assert not draft.refused
+        assert sum(SYNDICATED in c.quote for c in draft.citations) == 1, draft.text
+
+
+def test_an_outlet_named_as_the_source_filters_the_search() -> None:
+    assert CATALOG.named_sources("When was the CNN story about DeVos published?") == ["CNN"]
+    assert CATALOG.named_sources("What did Al Jazeera report about Kabul?") == ["Al Jazeera"]
+    assert CATALOG.named_sources("according to the al jazeera, who died?") == ["Al Jazeera"]
+    assert CATALOG.named_sources("What did Trump say about CNN?") == []
