@@ -173,6 +173,13 @@ def _parser() -> argparse.ArgumentParser:
         " heuristic answerer, or fused passages with and without the judge's reranking, and"
         " print metrics side by side",
     )
+    evaluate.add_argument(
+        "--against",
+        type=Path,
+        metavar="OLD.json",
+        help="an earlier --report-json of the same questions: print what changed per question"
+        " (right/wrong, refused/answered, hit@k) and each metric's delta",
+    )
     evaluate.set_defaults(run=_eval)
 
     serve = commands.add_parser(
@@ -269,11 +276,15 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from rag import evaluate
+    from rag import eval_report, evaluate
 
     under = evaluate.parse_thresholds(args.fail_under, "--fail-under")
     over = evaluate.parse_thresholds(args.fail_over, "--fail-over")
     questions = evaluate.load_questions(args.questions)
+    previous = None
+    if args.against:  # refused before the index is opened or anything is asked
+        previous = eval_report.load_previous(args.against)
+        eval_report.check_question_set(previous, [(q.id, q.question, q.history) for q in questions])
     _require_data_dir(settings)
     assistant = _open(settings)
     assistant.store.require_built()
@@ -313,19 +324,27 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         compare["reranked"] = report = evaluate.run_eval(assistant, questions, settings.retrieval)
     else:
         report = evaluate.run_eval(assistant, questions, settings.retrieval)
-    print(evaluate.format_table(report))
+    print(eval_report.format_table(report))
     if compare:
         print()
-        print(evaluate.format_compare(compare))
+        print(eval_report.format_compare(compare))
+    changes = eval_report.compare_runs(previous, report) if previous else None
+    if changes is not None:
+        print()
+        print(eval_report.format_changes(changes))
     if args.report_json:
         data = report.to_dict()
         if compare:
             data["compare"] = {mode: r.metrics for mode, r in compare.items()}
+        if changes is not None:
+            data["against"] = changes.to_dict()
         args.report_json.write_text(
             json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
     if args.report_html:
-        args.report_html.write_text(evaluate.render_html(report, compare), encoding="utf-8")
+        args.report_html.write_text(
+            eval_report.render_html(report, compare, changes), encoding="utf-8"
+        )
     failures = evaluate.threshold_failures(report.metrics, under, over)
     if failures:
         print(f"eval failed: {'; '.join(failures)}", file=sys.stderr)

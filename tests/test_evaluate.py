@@ -16,13 +16,11 @@ from rag.errors import RagError
 from rag.evaluate import (
     METRICS,
     EvalQuestion,
-    EvalReport,
     citation_support,
     fact_hits,
     load_questions,
     parse_thresholds,
     percentile,
-    render_html,
     run_eval,
     score_answer,
     summarize,
@@ -418,14 +416,6 @@ def test_compare_prints_one_table_of_metrics_by_mode(
         "lexical",
         "hybrid",
     }
-
-
-def test_html_escapes_question_and_answer_text() -> None:
-    q = EvalQuestion("x1", "Is <b>this</b> escaped?")
-    result = score_answer(q, answer("a <i>b</i>"))
-    page = render_html(EvalReport(summarize([result], k=5), [result], "hybrid"))
-    assert "<b>this</b>" not in page and "&lt;b&gt;this&lt;/b&gt;" in page
-    assert "<i>b</i>" not in page and "<svg" in page
 
 
 # -- the shipped questions on the real model ---------------------------------------------------
