@@ -7,6 +7,7 @@ socket, the examples in ``examples/`` as subprocesses). Nothing reaches beyond 1
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 import app as chat_ui
@@ -34,12 +37,15 @@ from rag.api import (
     WRONG_KEY,
     AnswerOut,
     ApiKeys,
+    IngestOut,
+    JobOut,
     create_app,
     error_status,
     gradio_script_name,
     load_api_keys,
     reassemble_text,
 )
+from rag.api.jobs import JobStatus
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.errors import (
@@ -51,9 +57,9 @@ from rag.errors import (
     RagError,
     SettingsError,
 )
-from rag.index import writer_lock
+from rag.index import IngestReport, writer_lock
 from rag.ingest import read_articles
-from rag.schema import Answer
+from rag.schema import Answer, Citation
 from rag.store import StoredChunk
 from tests.conftest import CORPUS, REPO, SEED_ID, free_port
 from tests.fake_openai import FakeOpenAIServer
@@ -743,6 +749,20 @@ def test_openapi_documents_the_routes_and_bodies(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_response_models_are_derived_from_the_dataclasses() -> None:
+    """One source of truth: a field added to a dataclass shows up in the API's models."""
+    citation = Citation(1, "a", "T", "Au", "2025-06-05", "", "q", "c1", 0.5)
+    answer = Answer("q?", "It is so [1].", False, (citation,), (), {"total": 1.0})
+    assert AnswerOut.model_validate(answer.to_dict()).model_dump() == answer.to_dict()
+    nested = AnswerOut.model_fields["citations"].annotation
+    assert set(typing.get_args(nested)[0].model_fields) == {
+        f.name for f in dataclasses.fields(Citation)
+    }
+    report_fields = {f.name for f in dataclasses.fields(IngestReport)} - {"skipped"}
+    assert report_fields | {"created", "article_ids", "skipped"} == set(IngestOut.model_fields)
+    assert set(JobOut.model_fields) == {f.name for f in dataclasses.fields(JobStatus)}
+
+
 # --- over a real socket -----------------------------------------------------------------------
 
 
@@ -831,7 +851,8 @@ def test_rag_serve_runs_the_api_with_the_chat_on_loopback(
     monkeypatch.setattr(uvicorn, "run", lambda api, **options: ran.update(api=api, **options))
     assert main(["serve", "--port", "7999"]) == 0
     assert (ran["host"], ran["port"]) == ("127.0.0.1", 7999)
-    paths = {getattr(route, "path", "") for route in ran["api"].routes}
+    # Routers stay nested in the app's routes: their contexts give each route's full path.
+    paths = {str(context.path) for context in iter_route_contexts(ran["api"].routes)}
     assert {"/v1/ask", "/v1/articles", "/readyz", "/chat"} <= paths
     err = capsys.readouterr().err
     assert "the index is empty" in err and "writes disabled" in err
