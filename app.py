@@ -1,32 +1,75 @@
 """The Gradio chat UI: a thin shell over an answering object it is handed.
 
-``build_app(assistant)`` returns a ``gr.Blocks`` whose chat function, ``respond`` (API endpoint
-``/respond``), streams the assistant's answer text as it is produced and then replaces it with
-the final, verified answer rendered as Markdown: the answer with its ``[n]`` markers, its
-notices in italics, and a "Sources" section quoting each cited article.
-``launch(app, host, port)`` serves it on the given address with analytics, share links and
-other outside look-ups off.
+``build_app(assistant)`` returns a ``gr.Blocks`` with three tabs:
+
+- **Chat**: a question box and the answers. An answer streams in as a draft, then the final,
+  verified answer replaces it: its text with each ``[n]`` linking to its quote, its notices
+  (what was searched for, a corrected name), then one card per cited article holding its
+  quotes in their paragraphs, or, on a refusal, the nearest headlines. "Copy answer" copies it
+  as plain text with its citations.
+- **Archive**: what the archive holds (article count, date range, outlets), filters applied to
+  every question (date range, outlet, author, article: the API's ``filters``), and a
+  searchable list of its articles.
+- **Article**: one article's full text with the cited sentences highlighted, opened from any
+  source card, headline on a refusal or archive list.
+
+Programs get ``/respond`` (``message`` in, the answer as Markdown out, the conversation's
+earlier questions kept per client session), as gradio_client's ``Client.predict(question,
+api_name="/respond")``. ``launch(app, host, port)`` serves the app on its own, with analytics,
+share links and other outside look-ups off; ``rag serve`` mounts it in the API instead.
 
 What it deliberately does not do: retrieve, rank, validate or answer anything itself (the
 assistant does; a test can hand it a fake), read settings or the environment, or build the
 assistant (``rag serve`` in ``rag/cli.py`` wires settings -> assistant -> ``build_app``).
-User errors (``RagError``) become a one-line chat reply; anything else is logged and answered
-with a generic message, so the app stays up.
+User errors (``RagError``) become a one-line reply; anything else is logged and answered with
+a generic message, so the app stays up.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
-import urllib.parse
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
 
 from rag.errors import RagError
-from rag.schema import Answer, AnswerDelta, AnswerEvent, Citation
+from rag.retrieve import SearchFilters
+from rag.schema import Answer, AnswerDelta, AnswerEvent
+from rag.ui import render
+from rag.ui.assets import ARTICLE_JS, CSS, JS, OPENER_JS
+from rag.ui.markdown import (
+    ERROR_PREFIX,
+    REFUSAL_PREFIX,
+    UNEXPECTED_ERROR_MESSAGE,
+    escape_answer,
+    escape_markdown,
+    format_date,
+    parse_date,
+    render_answer,
+    render_error,
+)
+
+if TYPE_CHECKING:
+    from rag.catalog import ArticleInfo, Catalog
+
+__all__ = [
+    "DEFAULT_EXAMPLES",
+    "DEFAULT_TITLE",
+    "ERROR_PREFIX",
+    "REFUSAL_PREFIX",
+    "UNEXPECTED_ERROR_MESSAGE",
+    "Answering",
+    "build_app",
+    "escape_answer",
+    "escape_markdown",
+    "format_date",
+    "launch",
+    "render_answer",
+    "render_error",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,170 +83,35 @@ DEFAULT_EXAMPLES: tuple[str, ...] = (
 )
 
 DESCRIPTION = (
-    "Answers come only from the indexed news articles. Every claim carries a numbered "
-    "citation such as [1] that points to a quoted passage under **Sources**; when the "
-    "articles do not hold the answer, the assistant says so instead of guessing."
+    "Answers quote the indexed articles only, each claim with a numbered source; when the "
+    "articles do not hold the answer, the assistant says so."
 )
-
-REFUSAL_PREFIX = "ℹ️ **Not in the articles**"
-ERROR_PREFIX = "⚠️"
-UNEXPECTED_ERROR_MESSAGE = "Something went wrong answering this question; the error was logged."
+# Where the API's documentation is, from the chat's page (/chat/ under rag serve).
+API_DOCS_URL = "../docs"
 
 
 class Answering(Protocol):
-    """What the UI needs from the core: a length limit and a streaming answer."""
+    """What the UI needs from the core: a length limit, a streaming answer, the catalogue."""
 
     @property
     def max_question_chars(self) -> int: ...
 
-    def stream(self, question: str, history: Sequence[str] = ()) -> Iterator[AnswerEvent]:
+    def stream(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        filters: SearchFilters | None = None,
+    ) -> Iterator[AnswerEvent]:
         """Yield zero or more ``AnswerDelta`` then exactly one ``Answer``.
 
         Raises ``QuestionError`` for an empty or over-long question; other ``RagError``s are
-        possible (no index yet, a provider failed).
+        possible (no index yet, a provider failed, bad filters).
         """
         ...
 
-
-# --- Rendering --------------------------------------------------------------------------------
-
-_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z]*)?")
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
-)  # fmt: skip
-# Inline Markdown (and HTML) syntax that article text must not trigger anywhere in a line.
-_INLINE_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
-_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|www)([:.])")
-_ESCAPED_MARKER = re.compile(r"\\\[(\d{1,3})\\\](?![(\[:])")
-# Block syntax that only matters at the start of a line: lists, headings' cousins, rules.
-_LINE_START_SPECIAL = re.compile(r"^(\s*)([-+=]|\d+(?=[.)]))")
-
-
-def format_date(value: str) -> str:
-    """``"2025-06-05"`` -> ``"5 June 2025"``; anything that is not an ISO date is kept as is."""
-    match = _ISO_DATE.fullmatch(value.strip())
-    if match is None:
-        return value
-    try:
-        day = date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:  # e.g. 2025-02-30: not a date, so not ours to reformat
-        return value
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
-
-
-def escape_markdown(text: str) -> str:
-    """Escape ``text`` so that it renders literally in Markdown, one line at a time.
-
-    Backslash escapes are used (CommonMark allows one before any ASCII punctuation), so the
-    rendered text reads exactly like the article. Line-start syntax (``- item``, ``1. item``,
-    ``+``, ``=``) is escaped too, so a quoted line cannot turn into a list or a heading rule.
-    """
-    escaped = _INLINE_SPECIAL.sub(r"\\\1", text)
-    # GFM turns a bare "http://..." or "www...." into a link (and then shows the escapes
-    # inside it as typed); an escaped ":" or "." keeps it text.
-    escaped = _AUTOLINK.sub(r"\1\\\2", escaped)
-    lines = []
-    for line in escaped.split("\n"):
-        match = _LINE_START_SPECIAL.match(line)
-        if match is not None:
-            marker = match[2]
-            if marker.isdigit():  # "1." -> "1\." (the dot/paren is what makes the list)
-                cut = match.end()
-                line = line[:cut] + "\\" + line[cut:]
-            else:
-                line = line[: match.start(2)] + "\\" + line[match.start(2) :]
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def escape_answer(text: str) -> str:
-    """An answer's text escaped like article text (``escape_markdown``), with its own ``[n]``
-    citation markers left readable as they are: a marker followed by ``(``, ``[`` or ``:``
-    stays escaped, since unescaped it could become a link or a link definition."""
-    return _ESCAPED_MARKER.sub(r"[\1]", escape_markdown(text))
-
-
-def _safe_url(url: str) -> str | None:
-    """The URL made safe for a Markdown link target, or ``None`` when it is not http(s)."""
-    url = url.strip()
-    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
-        return None
-    # Percent-encode what could end or break the link target: spaces, brackets, parentheses.
-    return urllib.parse.quote(url, safe=":/?#@!$&'*+,;=%~-._")
-
-
-def render_citation(citation: Citation) -> str:
-    """One source: ``**[n]** *Title* — Author, 5 June 2025`` then the quote as a blockquote."""
-    title = escape_markdown(" ".join(citation.title.split())) or "Untitled article"
-    heading = f"*{title}*"
-    url = _safe_url(citation.url) if citation.url else None
-    if url is not None:
-        heading = f"[{heading}]({url})"
-    byline = ", ".join(
-        escape_markdown(" ".join(part.split()))
-        for part in (citation.author, format_date(citation.date))
-        if part.strip()
-    )
-    lines = [f"**[{citation.n}]** {heading}" + (f" — {byline}" if byline else "")]
-    quote = citation.quote.strip()
-    if quote:
-        lines.append("")
-        lines.extend(
-            f"> {escape_markdown(line.strip())}" if line.strip() else ">"
-            for line in quote.splitlines()
-        )
-    return "\n".join(lines)
-
-
-def render_notices(notices: Sequence[str]) -> str:
-    """Each notice (the language model was unreachable, sentences were removed) as an italic
-    line, escaped."""
-    return "\n\n".join(f"*{escape_markdown(' '.join(n.split()))}*" for n in notices if n.strip())
-
-
-def render_nearest(answer: Answer) -> str:
-    """The closest articles the archive holds, listed under a refusal (escaped)."""
-    if not answer.nearest:
-        return ""
-    lines = ["Closest articles in the archive:"]
-    for headline in answer.nearest:
-        title = escape_markdown(" ".join(headline.title.split())) or "Untitled article"
-        details = ", ".join(
-            escape_markdown(part)
-            for part in (headline.publisher, format_date(headline.date))
-            if part.strip()
-        )
-        lines.append(f"- *{title}*" + (f" ({details})" if details else ""))
-    return "\n".join(lines)
-
-
-def render_answer(answer: Answer) -> str:
-    """The final chat message for ``answer``, as Markdown.
-
-    A refusal shows the assistant's own text under a distinct prefix and no sources. The
-    answer text is escaped like everything else: its quotes are article text, which may hold
-    markup (``<img src=...>`` would make every reader's browser fetch that address), and
-    every string shown must read exactly as quoted. Its ``[n]`` markers read the same
-    escaped. Notices follow the text as italic lines.
-    """
-    text = escape_answer(answer.answer.strip())
-    notes = render_notices(answer.notices)
-    if notes:
-        text = f"{text}\n\n{notes}"
-    if answer.refused:
-        nearest = render_nearest(answer)
-        return f"{REFUSAL_PREFIX}\n\n{text}" + (f"\n\n{nearest}" if nearest else "")
-    if not answer.citations:
-        return text
-    sources = "\n\n".join(render_citation(c) for c in sorted(answer.citations, key=lambda c: c.n))
-    return f"{text}\n\n#### Sources\n\n{sources}"
-
-
-def render_error(message: str) -> str:
-    """A one-line error reply: the first line of ``message``, marked as a warning."""
-    first_line = next((line.strip() for line in str(message).splitlines() if line.strip()), "")
-    return f"{ERROR_PREFIX} {first_line or UNEXPECTED_ERROR_MESSAGE}"
+    def catalog(self) -> Catalog:
+        """The archive's articles (``articles``) and their passages (``passages(id)``)."""
+        ...
 
 
 # --- Chat history -----------------------------------------------------------------------------
@@ -222,10 +130,15 @@ def message_text(content: Any) -> str:
 
 
 def previous_questions(history: Sequence[Any]) -> list[str]:
-    """The user's earlier questions in a Gradio chat history, oldest first, as plain strings."""
+    """The user's earlier questions in a chat history, oldest first, as plain strings: Gradio
+    messages (dicts or message objects) with role "user", or plain strings."""
     questions = []
-    for message in history:
-        if isinstance(message, Mapping):
+    for message in history or ():
+        role: Any
+        content: Any
+        if isinstance(message, str):
+            role, content = "user", message
+        elif isinstance(message, Mapping):
             role, content = message.get("role"), message.get("content")
         else:  # a gr.ChatMessage or similar object
             role, content = getattr(message, "role", None), getattr(message, "content", None)
@@ -236,7 +149,91 @@ def previous_questions(history: Sequence[Any]) -> list[str]:
     return questions
 
 
+# --- Filters ----------------------------------------------------------------------------------
+
+
+def make_filters(
+    date_from: str | None,
+    date_to: str | None,
+    outlets: Sequence[str] | None,
+    authors: Sequence[str] | None,
+    article_ids: Sequence[str] | None,
+) -> SearchFilters:
+    """The archive panel's choices as the API's filters; a bad date raises ``RagError``."""
+    return SearchFilters(
+        article_ids=tuple(article_ids or ()),
+        authors=tuple(authors or ()),
+        publishers=tuple(outlets or ()),
+        date_from=(date_from or "").strip(),
+        date_to=(date_to or "").strip(),
+    )
+
+
+def describe_filters(filters: SearchFilters) -> str:
+    """``filters`` in words ("articles from ABC News, dated from 1 February 2017"), or ""."""
+    if filters.empty:
+        return ""
+    parts = []
+    if filters.article_ids:
+        n = len(filters.article_ids)
+        parts.append(f"{n} chosen article{'s' if n != 1 else ''}")
+    else:
+        parts.append("articles")
+    if filters.publishers:
+        parts.append("from " + " or ".join(filters.publishers))
+    if filters.authors:
+        parts.append("by " + " or ".join(filters.authors))
+    if filters.date_from and filters.date_to:
+        parts.append(f"dated {format_date(filters.date_from)} to {format_date(filters.date_to)}")
+    elif filters.date_from:
+        parts.append(f"dated from {format_date(filters.date_from)}")
+    elif filters.date_to:
+        parts.append(f"dated up to {format_date(filters.date_to)}")
+    return ", ".join(parts)
+
+
+def filter_articles(articles: Sequence[ArticleInfo], filters: SearchFilters) -> list[ArticleInfo]:
+    """The articles ``filters`` lets through, as retrieval applies them (undated articles
+    fail a date bound)."""
+    kept = []
+    for a in articles:
+        if filters.article_ids and a.article_id not in filters.article_ids:
+            continue
+        if filters.authors and a.author not in filters.authors:
+            continue
+        if filters.publishers and a.publisher not in filters.publishers:
+            continue
+        day = a.date[:10]
+        if filters.date_from and not (parse_date(day) and day >= filters.date_from):
+            continue
+        if filters.date_to and not (parse_date(day) and day <= filters.date_to):
+            continue
+        kept.append(a)
+    return kept
+
+
 # --- The app ----------------------------------------------------------------------------------
+
+
+def _articles(assistant: Answering) -> list[ArticleInfo]:
+    """The archive's articles, newest first (undated last); none when there is no index."""
+    try:
+        catalog = assistant.catalog()
+    except RagError:
+        return []
+    return sorted(catalog.articles.values(), key=lambda a: (a.date or "", a.title), reverse=True)
+
+
+def _article_texts(assistant: Answering, answer: Answer) -> dict[str, str]:
+    """The full text of each article ``answer`` cites, by id (empty when it cannot be read)."""
+    ids = {c.article_id for c in answer.citations}
+    if not ids:
+        return {}
+    try:
+        catalog = assistant.catalog()
+    except RagError:
+        return {}
+    return {aid: render.article_text(catalog.passages(aid)) for aid in ids}
 
 
 def build_app(
@@ -244,63 +241,282 @@ def build_app(
     *,
     examples: Sequence[str] = DEFAULT_EXAMPLES,
     title: str = DEFAULT_TITLE,
+    api_docs_url: str | None = API_DOCS_URL,
 ) -> gr.Blocks:
     """Build the chat UI around ``assistant``; nothing runs until the app is launched.
 
-    Examples are not cached (that would run the assistant at build time); clicking one asks it.
+    The catalogue is read when a page loads (not at build time), so the archive panel shows
+    the index as it is then. ``api_docs_url`` is where "API" in the footer leads (the ``/v1``
+    documentation); None leaves the link out.
     """
 
-    def respond(message: str, history: list[dict[str, Any]]) -> Iterator[str]:
-        """Answer a question about the articles, with numbered citations and quoted sources."""
+    def respond(message: str, history: list[Any] | None) -> Iterator[tuple[str, list[Any]]]:
+        """Answer a question about the articles; returns the answer as Markdown, with
+        numbered citations and a Sources section quoting each cited article."""
         question = message_text(message)
+        earlier = list(history or [])
         streamed = ""
         try:
-            for event in assistant.stream(question, previous_questions(history)):
+            for event in assistant.stream(question, previous_questions(earlier)):
                 if isinstance(event, AnswerDelta):
                     streamed += event.text
-                    yield escape_answer(streamed)  # quotes and model text: never markup
+                    yield escape_answer(streamed), earlier  # never markup
                 elif isinstance(event, Answer):
-                    yield render_answer(event)
+                    reply = render_answer(event)
+                    turn = [
+                        {"role": "user", "content": question},
+                        {"role": "assistant", "content": reply},
+                    ]
+                    yield reply, [*earlier, *turn]
                     return
             logger.error("The assistant's stream ended without an answer for %r", question)
-            yield render_error(UNEXPECTED_ERROR_MESSAGE)
+            yield render_error(UNEXPECTED_ERROR_MESSAGE), earlier
         except RagError as error:
-            yield render_error(str(error))
+            yield render_error(str(error)), earlier
         except Exception:
             logger.exception("Answering %r failed", question)
-            yield render_error(UNEXPECTED_ERROR_MESSAGE)
+            yield render_error(UNEXPECTED_ERROR_MESSAGE), earlier
 
-    limit = assistant.max_question_chars
-    return gr.ChatInterface(
-        respond,
-        api_name="respond",
-        api_description="Ask a question; returns the answer as Markdown with a Sources section.",
-        chatbot=gr.Chatbot(
-            label="Answers",
-            scale=1,
-            # News text is full of "$": no LaTeX, so prices are never typeset as maths.
-            latex_delimiters=[],
-            sanitize_html=True,
-            buttons=["copy"],
-        ),
-        # No max_length: the browser would cut a long question silently; the assistant
-        # rejects it with a message saying why instead.
-        textbox=gr.Textbox(
-            placeholder=f"Ask a question about the articles (up to {limit} characters)",
-            show_label=False,
-            scale=7,
-            autofocus=True,
-            submit_btn=True,
-            stop_btn=True,
-        ),
-        examples=list(examples) or None,
-        cache_examples=False,
-        run_examples_on_click=True,
-        title=title,
-        description=DESCRIPTION,
-        flagging_mode="never",
-        analytics_enabled=False,
+    def chat(
+        question: str,
+        messages: list[dict[str, Any]] | None,
+        asked: list[str] | None,
+        date_from: str | None,
+        date_to: str | None,
+        outlets: list[str] | None,
+        authors: list[str] | None,
+        article_ids: list[str] | None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """The browser's chat: the question, then the streamed draft, then the answer."""
+        question = message_text(question)
+        earlier = list(asked or [])
+        shown = [
+            *(messages or []),
+            {"role": "user", "content": f'<div class="rag-question">{render.esc(question)}</div>'},
+        ]
+        # The box is emptied once, when asked: later updates leave what the reader types.
+        asking = gr.update(value="", submit_btn=False, stop_btn=True)
+        busy = gr.update()
+        idle = gr.update(submit_btn=True, stop_btn=False)
+
+        def reply(html: str) -> list[dict[str, Any]]:
+            return [*shown, {"role": "assistant", "content": html}]
+
+        yield reply(render.render_draft("…")), asking, earlier
+        try:
+            filters = make_filters(date_from, date_to, outlets, authors, article_ids)
+            streamed = ""
+            for event in assistant.stream(question, earlier, None if filters.empty else filters):
+                if isinstance(event, AnswerDelta):
+                    streamed += event.text
+                    yield reply(render.render_draft(streamed)), busy, earlier
+                elif isinstance(event, Answer):
+                    key = "a" + uuid.uuid4().hex[:10]
+                    html = render.render_answer(event, key, _article_texts(assistant, event))
+                    yield reply(html), idle, [*earlier, question.strip()]
+                    return
+            logger.error("The assistant's stream ended without an answer for %r", question)
+            yield reply(render.render_error_html(UNEXPECTED_ERROR_MESSAGE)), idle, earlier
+        except RagError as error:
+            message = render_error(str(error)).removeprefix(ERROR_PREFIX).strip()
+            yield reply(render.render_error_html(message)), idle, earlier
+        except Exception:
+            logger.exception("Answering %r failed", question)
+            yield reply(render.render_error_html(UNEXPECTED_ERROR_MESSAGE)), idle, earlier
+
+    def load_archive() -> tuple[Any, ...]:
+        articles = _articles(assistant)
+        outlets = sorted({a.publisher for a in articles if a.publisher})
+        authors = sorted({a.author for a in articles if a.author})
+        choices = [
+            (
+                " — ".join(
+                    p
+                    for p in (a.title or "Untitled article", format_date(a.date), a.publisher)
+                    if p
+                ),
+                a.article_id,
+            )
+            for a in articles
+        ]
+        return (
+            render.render_archive_stats(articles),
+            gr.update(choices=outlets),
+            gr.update(choices=authors),
+            gr.update(choices=choices),
+            render.render_article_list(articles, len(articles)),
+        )
+
+    def update_filters(
+        date_from: str | None,
+        date_to: str | None,
+        outlets: list[str] | None,
+        authors: list[str] | None,
+        article_ids: list[str] | None,
+        search: str | None,
+    ) -> tuple[Any, str]:
+        """The note above the chat and the archive list, for the filters as they are now."""
+        try:
+            filters = make_filters(date_from, date_to, outlets, authors, article_ids)
+        except RagError as error:
+            note = f'<p class="rag-filters-note" role="alert">⚠️ {render.esc(str(error))}</p>'
+            return gr.update(value=note, visible=True), ""
+        articles = _articles(assistant)
+        words = (search or "").lower().split()
+        kept = [a for a in filter_articles(articles, filters) if render.matches(a, words)]
+        note = render.render_filters_note(describe_filters(filters))
+        listed = render.render_article_list(kept, len(articles), search or "")
+        return gr.update(value=note, visible=bool(note)), listed
+
+    def open_article(request: str | None) -> tuple[str, Any]:
+        """The article view for ``{"article_id", "quotes"}`` sent by the page's script."""
+        try:
+            asked = json.loads(request or "{}")
+            article_id = str(asked.get("article_id", ""))
+            quotes = [str(q) for q in asked.get("quotes", [])][:50]
+        except (ValueError, AttributeError):
+            return render.render_no_article(), gr.update()
+        try:
+            catalog = assistant.catalog()
+        except RagError as error:
+            return render.render_error_html(str(error)), gr.Tabs(selected="article")
+        info = catalog.articles.get(article_id)
+        if info is None:
+            return render.render_no_article(), gr.Tabs(selected="article")
+        text = render.article_text(catalog.passages(article_id))
+        return render.render_article(info, text, quotes), gr.Tabs(selected="article")
+
+    footer_links = (
+        f'<a href="{render.esc(api_docs_url)}">API documentation (/v1)</a> · '
+        if api_docs_url
+        else ""
     )
+    with gr.Blocks(title=title, analytics_enabled=False) as app:
+        gr.HTML(
+            f"{CSS}<h1>{render.esc(title)}</h1><p>{render.esc(DESCRIPTION)}</p>",
+            elem_id="rag-header",
+            js_on_load=JS,
+        )
+        opener = gr.HTML(
+            "", html_template="<span></span>", js_on_load=OPENER_JS, elem_id="rag-glue"
+        )
+        with gr.Tabs(selected="chat") as tabs:
+            with gr.Tab("Chat", id="chat"):
+                filters_note = gr.HTML("", elem_id="rag-filters-note", visible=False)
+                chatbot = gr.Chatbot(
+                    label="Answers",
+                    show_label=False,
+                    elem_id="rag-chatbot",
+                    height="70vh",
+                    autoscroll=False,
+                    # News text is full of "$": no LaTeX, so prices are never typeset as maths.
+                    latex_delimiters=[],
+                    sanitize_html=True,
+                    buttons=[],
+                    feedback_options=None,
+                    examples=[{"text": e} for e in examples] or None,
+                    placeholder="Ask about the archive; try one of these questions:",
+                )
+                question = gr.Textbox(
+                    label="Question",
+                    show_label=False,
+                    placeholder="Ask a question about the articles",
+                    lines=1,
+                    max_lines=5,
+                    autofocus=True,
+                    elem_id="rag-question",
+                    submit_btn="Ask",
+                    stop_btn="Stop",
+                    # No max_length: the browser would cut a long question silently; the
+                    # assistant rejects it with a message saying why instead.
+                )
+            with gr.Tab("Archive", id="archive"):
+                stats = gr.HTML(render.render_archive_stats([]))
+                gr.HTML(
+                    "<h2>Filters for the answers</h2><p>Every question asked in the chat "
+                    "searches only the articles these let through.</p>"
+                )
+                with gr.Row():
+                    date_from = gr.Textbox(label="From date (YYYY-MM-DD)", max_lines=1)
+                    date_to = gr.Textbox(label="To date (YYYY-MM-DD)", max_lines=1)
+                with gr.Row():
+                    outlets = gr.Dropdown(label="Outlets", choices=[], multiselect=True)
+                    authors = gr.Dropdown(label="Authors", choices=[], multiselect=True)
+                articles = gr.Dropdown(label="Articles", choices=[], multiselect=True)
+                clear = gr.Button("Clear filters", variant="secondary")
+                search = gr.Textbox(
+                    label="Search the archive's headlines, outlets and authors", max_lines=1
+                )
+                listing = gr.HTML("")
+            with gr.Tab("Article", id="article"):
+                article_view = gr.HTML(render.render_no_article(), js_on_load=ARTICLE_JS)
+                back = gr.Button("Back to the chat", variant="secondary")
+        gr.HTML(
+            f'<footer class="rag-footer">{footer_links}Answers quote the archive: check each '
+            "source before you use it.</footer>"
+        )
+        asked = gr.State([])
+
+        # The program endpoint: /respond, its conversation held per client session.
+        api_message = gr.Textbox(visible=False, label="message")
+        api_reply = gr.Markdown(visible=False)
+        api_history = gr.State([])
+        gr.Button(visible=False).click(
+            respond,
+            [api_message, api_history],
+            [api_reply, api_history],
+            api_name="respond",
+            api_description="Ask a question; returns the answer as Markdown with a Sources "
+            "section. Earlier questions of the same client session are its history.",
+        )
+
+        filter_inputs = [date_from, date_to, outlets, authors, articles]
+        chat_io: dict[str, Any] = {
+            "fn": chat,
+            "inputs": [question, chatbot, asked, *filter_inputs],
+            "outputs": [chatbot, question, asked],
+            "api_visibility": "undocumented",
+        }
+        submitted = [question.submit(**chat_io)]
+        picked = chatbot.example_select(
+            _example_text, None, question, api_visibility="undocumented"
+        ).then(**chat_io)
+        question.stop(
+            lambda: gr.update(submit_btn=True, stop_btn=False),
+            None,
+            question,
+            cancels=[*submitted, picked],
+            api_visibility="undocumented",
+        )
+        chatbot.clear(lambda: [], None, asked, api_visibility="undocumented")
+        app.load(
+            load_archive,
+            None,
+            [stats, outlets, authors, articles, listing],
+            api_visibility="undocumented",
+        )
+        changing: list[Any] = [*filter_inputs, search]
+        for component in changing:
+            component.change(
+                update_filters,
+                [*filter_inputs, search],
+                [filters_note, listing],
+                api_visibility="undocumented",
+            )
+        clear.click(
+            lambda: ("", "", [], [], []),
+            None,
+            filter_inputs,
+            api_visibility="undocumented",
+        )
+        opener.click(open_article, [opener], [article_view, tabs], api_visibility="undocumented")
+        back.click(lambda: gr.Tabs(selected="chat"), None, tabs, api_visibility="undocumented")
+    return app  # type: ignore[no-any-return]
+
+
+def _example_text(selected: gr.SelectData) -> str:
+    value = selected.value
+    return str(value.get("text", "")) if isinstance(value, Mapping) else str(value)
 
 
 def launch(
@@ -313,8 +529,9 @@ def launch(
     """Serve ``app`` on ``host:port`` and return its local URL.
 
     No share link, no analytics or version check, no MCP server, no server-side rendering (it
-    needs a newer Node), no run history. With ``block=False`` it returns at once and the
-    caller stops the server with ``app.close()``; otherwise it serves until interrupted.
+    needs a newer Node), no run history, and no Gradio footer links (the app has its own). With
+    ``block=False`` it returns at once and the caller stops the server with ``app.close()``;
+    otherwise it serves until interrupted.
     """
     app.analytics_enabled = False  # also for a Blocks built elsewhere
     _, local_url, _ = app.launch(
@@ -324,7 +541,7 @@ def launch(
         prevent_thread_lock=not block,
         quiet=not block,
         show_error=False,
-        footer_links=["api", "settings"],
+        footer_links=[],
         run_history=False,
         enable_monitoring=False,
         mcp_server=False,
