@@ -295,9 +295,9 @@ def build_app(
             {"role": "user", "content": f'<div class="rag-question">{render.esc(question)}</div>'},
         ]
         # The box is emptied once, when asked: later updates leave what the reader types.
-        asking = gr.update(value="", submit_btn=False, stop_btn=True)
+        asking = gr.update(value="", submit_btn=False, stop_btn="Stop")
         busy = gr.update()
-        idle = gr.update(submit_btn=True, stop_btn=False)
+        idle = gr.update(submit_btn="Ask", stop_btn=False)
 
         def reply(html: str) -> list[dict[str, Any]]:
             return [*shown, {"role": "assistant", "content": html}]
@@ -414,6 +414,7 @@ def build_app(
                     sanitize_html=True,
                     buttons=[],
                     feedback_options=None,
+                    layout="panel",
                     examples=[{"text": e} for e in examples] or None,
                     placeholder="Ask about the archive; try one of these questions:",
                 )
@@ -482,9 +483,9 @@ def build_app(
             _example_text, None, question, api_visibility="undocumented"
         ).then(**chat_io)
         question.stop(
-            lambda: gr.update(submit_btn=True, stop_btn=False),
-            None,
-            question,
+            stopped,
+            [chatbot],
+            [chatbot, question],
             cancels=[*submitted, picked],
             api_visibility="undocumented",
         )
@@ -512,6 +513,19 @@ def build_app(
         opener.click(open_article, [opener], [article_view, tabs], api_visibility="undocumented")
         back.click(lambda: gr.Tabs(selected="chat"), None, tabs, api_visibility="undocumented")
     return app  # type: ignore[no-any-return]
+
+
+def stopped(messages: list[Any] | None) -> tuple[list[Any], Any]:
+    """After Stop: a draft left on screen is unchecked text, so it is replaced by a note."""
+    shown = list(messages or [])
+    last = shown[-1] if shown else None
+    if (
+        isinstance(last, Mapping)
+        and last.get("role") == "assistant"
+        and "rag-draft" in message_text(last.get("content"))
+    ):
+        shown[-1] = {"role": "assistant", "content": render.render_stopped()}
+    return shown, gr.update(submit_btn="Ask", stop_btn=False)
 
 
 def _example_text(selected: gr.SelectData) -> str:

@@ -594,3 +594,11 @@ def test_previous_questions_reads_every_history_shape() -> None:
         "Third?",
     ]
     assert app.previous_questions(history) == ["First?", "Second?", "Third?"]
+
+
+def test_stopping_removes_an_unchecked_draft() -> None:
+    draft = {"role": "assistant", "content": [{"type": "text", "text": render.render_draft("x")}]}
+    shown, _ = app.stopped([{"role": "user", "content": "q"}, draft])
+    assert "rag-draft" not in str(shown) and "Stopped" in str(shown[-1])
+    final = {"role": "assistant", "content": "<div class='rag-answer' id='k'>A [1].</div>"}
+    assert app.stopped([final])[0] == [final]

@@ -79,10 +79,11 @@ button.rag-copy { border: 1px solid #6b7280; border-radius: 6px; padding: .15rem
 .dark .rag-filters-note { color: #d1d5db; }
 #rag-glue { display: none !important; }
 @media (max-width: 640px) {
-  .gradio-container { padding: 4px 6px !important; }
+  .gradio-container { padding: 2px 6px !important; }
+  #rag-header { margin-top: -8px; }
   #rag-header h1 { font-size: 1.15rem; }
   #rag-header p { display: none; }
-  #rag-chatbot { height: calc(100dvh - 200px) !important; min-height: 300px; }
+  #rag-chatbot { height: calc(100dvh - 212px) !important; min-height: 300px; }
   .rag-footer { font-size: .85rem; }
   .rag-card { padding: .5rem .55rem; }
 }
@@ -180,6 +181,10 @@ if (!window.__ragChat) {
 
   // Gradio labels each message with its raw source (HTML); a reader needs none of it.
   function tidy() {
+    const box = document.querySelector('#rag-question textarea');
+    if (box && box.getAttribute('aria-label') !== 'Question') {
+      box.setAttribute('aria-label', 'Question');
+    }
     qsa('#rag-chatbot [aria-label^="bot\'s message"], #rag-chatbot [aria-label^="user\'s message"]')
       .forEach((e) => e.removeAttribute('aria-label'));
     qsa('button:not([aria-label])').forEach((b) => {

@@ -369,6 +369,14 @@ def render_draft(text: str) -> str:
     )
 
 
+def render_stopped() -> str:
+    """What replaces a draft when the reader stops an answer: no unchecked text stays."""
+    return (
+        '<div class="rag-answer rag-error"><p>Stopped. The unchecked draft was removed; ask'
+        " again for a checked answer.</p></div>"
+    )
+
+
 def render_error_html(message: str) -> str:
     """A one-line error reply."""
     return (
