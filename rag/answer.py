@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from rag.analyze import QuestionAnalysis, QuestionAnalyzer
-from rag.config import Settings
+from rag.config import AnswerSettings
 from rag.embed import Embedder
 from rag.errors import ProviderError
 from rag.schema import AnswerDelta, Citation, Passage, RemovedSentence
@@ -92,7 +92,7 @@ class AnswererParts:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AnswerSettings,
         embedder: Embedder,
         analyzer: QuestionAnalyzer,
         *,
@@ -122,7 +122,7 @@ _REGISTRY: dict[str, AnswererFactory] = {}
 
 
 def register_answerer(name: str, factory: AnswererFactory) -> None:
-    """Make ``factory`` available as ``Settings.answerer == name``."""
+    """Make ``factory`` available as ``AnswerSettings.answerer == name``."""
     _REGISTRY[name] = factory
 
 

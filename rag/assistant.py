@@ -87,7 +87,7 @@ class Assistant:
         self._lexical_lock = threading.Lock()
         self._version_checked_at = float("-inf")
         self.parts = AnswererParts(
-            settings,
+            settings.answer,
             embedder,
             self.analyzer,
             judge=self.judge,
@@ -98,8 +98,8 @@ class Assistant:
     @classmethod
     def open(cls, settings: Settings) -> Assistant:
         """The assistant with the configured embedder and the store under ``data_dir``."""
-        embedder = create_embedder(settings)
-        return cls(settings, embedder, ChromaStore.open(settings, embedder.model_id))
+        embedder = create_embedder(settings.index)
+        return cls(settings, embedder, ChromaStore.open(settings.index, embedder.model_id))
 
     def warm_up(self) -> None:
         """Load everything a first question would (model weights, lexical index, catalogue,
@@ -109,13 +109,13 @@ class Assistant:
         self.catalog().knows("warm")
         self.analyzer.analyze("Who warmed up?")
         self.analyzer.entity_labels(["Warming up on Monday."])
-        if self.settings.answerer in ("extractive", "llm"):
+        if self.settings.answer.answerer in ("extractive", "llm"):
             self.judge().score("warm up?", ["warming up"])
         self.answerer()  # a bad chat model setting fails now, not on the first question
 
     @property
     def max_question_chars(self) -> int:
-        return self.settings.max_question_chars
+        return self.settings.answer.max_question_chars
 
     # -- indexing -------------------------------------------------------------------------------
 
@@ -155,18 +155,18 @@ class Assistant:
         """An indexer that also prepares what the answer judge reads (its sentence vectors),
         when the answerer uses a judge that can."""
         prep = None
-        if self.settings.answerer in ("extractive", "llm"):
+        if self.settings.answer.answerer in ("extractive", "llm"):
             judge = self.judge()
             if isinstance(judge, PreparingJudge):
                 prep = JudgePrep(judge, self.analyzer, self.vectors())
-        return Indexer(self.settings, self.embedder, self.store, prep)
+        return Indexer(self.settings.index, self.embedder, self.store, prep)
 
     def vectors(self) -> VectorFile | None:
         """The sentence vectors stored next to the index (``rag.vectors``), or None when the
         file cannot be opened (a read-only data dir): then they are embedded per question."""
         if self._vectors is None and not self._vectors_failed:
             try:
-                self._vectors = VectorFile(self.settings.vectors_path)
+                self._vectors = VectorFile(self.settings.index.vectors_path)
             except (OSError, sqlite3.Error) as e:
                 self._vectors_failed = True
                 log.warning("sentence vectors not stored (%s): they are embedded per question", e)
@@ -188,13 +188,13 @@ class Assistant:
     def judge(self) -> AnswerJudge:
         with self._parts_lock:
             if self._judge is None:
-                self._judge = create_judge(self.settings.judge, vectors=self.vectors())
+                self._judge = create_judge(self.settings.answer.judge, vectors=self.vectors())
             return self._judge
 
     def answerer(self) -> Answerer:
         """The answerer named by ``settings.answerer``, created on first use."""
         if self._answerer is None:
-            built = create_answerer(self.settings.answerer, self.parts)
+            built = create_answerer(self.settings.answer.answerer, self.parts)
             with self._parts_lock:
                 self._answerer = self._answerer or built
         return self._answerer
@@ -212,18 +212,20 @@ class Assistant:
         server) changed it, the lexical index is reloaded or rebuilt, checked at most every
         ``refresh_interval_s`` so that questions do not pay a round trip each."""
         lexical = self._current_lexical()
-        return HybridRetriever(self.settings, self.embedder, self.store, lexical)
+        return HybridRetriever(self.settings.retrieval, self.embedder, self.store, lexical)
 
     def _current_lexical(self) -> LexicalIndex:
         with self._lexical_lock:
             now = time.monotonic()
-            if now - self._version_checked_at >= self.settings.refresh_interval_s:
+            if now - self._version_checked_at >= self.settings.index.refresh_interval_s:
                 self._version_checked_at = now
                 version = self.store.current_version()
             else:
                 version = self.store.index_version
             if self._lexical is None or self._lexical.version != version:
-                self._lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+                self._lexical = LexicalIndex.load_or_build(
+                    self.settings.index.lexical_dir, self.store
+                )
             return self._lexical
 
     # -- answering ------------------------------------------------------------------------------
@@ -268,7 +270,9 @@ class Assistant:
         question = self.validate_question(question)
         history = [h.strip()[: self.max_question_chars] for h in history if h and h.strip()]
         history = (
-            history[-self.settings.max_history_turns :] if self.settings.max_history_turns else []
+            history[-self.settings.answer.max_history_turns :]
+            if self.settings.answer.max_history_turns
+            else []
         )
         filters = filters or SearchFilters()
         timings: dict[str, float] = {}
@@ -282,7 +286,7 @@ class Assistant:
             return
         rewrite_started = time.perf_counter()
         resolution, model_failed = self._resolve(question, history)
-        if self.settings.answerer == "llm":
+        if self.settings.answer.answerer == "llm":
             timings["rewrite"] = _ms_since(rewrite_started)
         query = resolution.query
         analysis = first if not resolution.changed else self.analyzer.analyze(query)
@@ -336,7 +340,7 @@ class Assistant:
 
     def _resolve(self, question: str, history: Sequence[str]) -> tuple[Resolution, bool]:
         """What to search for, and whether the chat model failed trying to rewrite it."""
-        if self.settings.answerer != "llm" or not history:
+        if self.settings.answer.answerer != "llm" or not history:
             return resolve_follow_up(question, history, self.analyzer), False
         resolution = rewrite_question(
             self.chat_model(),
@@ -386,8 +390,8 @@ class Assistant:
             from rag.digest import gather
 
             return gather(retriever, self.catalog(), analysis, query, filters, retrieval)
-        k, depth = self.settings.top_k, self.settings.rerank_depth
-        if depth <= k or self.settings.answerer == "heuristic":
+        k, depth = self.settings.retrieval.top_k, self.settings.retrieval.rerank_depth
+        if depth <= k or self.settings.answer.answerer == "heuristic":
             return retriever.search(query, filters=filters, mode=retrieval)
         result = retriever.search(query, k=depth, filters=filters, mode=retrieval)
         started = time.perf_counter()

@@ -212,13 +212,13 @@ def _default_corpus(settings: Settings) -> Path:
     """The folder ``rag ingest`` reads when given no paths, checked before any index is opened."""
     from rag.errors import CorpusError
 
-    if not settings.corpus_dir.exists():
+    if not settings.index.corpus_dir.exists():
         # It is relative to the working directory, which need not be this repository.
         raise CorpusError(
             f"no article paths given and the corpus dir {settings.corpus_dir} does not exist "
             f"in {Path.cwd()}: pass files or folders, or set RAG_CORPUS_DIR"
         )
-    return settings.corpus_dir
+    return settings.index.corpus_dir
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -289,11 +289,12 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     assistant = _open(settings)
     assistant.store.require_built()
     assistant.warm_up()  # latency then measures answering, not loading the model
+    mode = settings.retrieval.retrieval
     compare: dict[str, evaluate.EvalReport] = {}
     if args.compare == "retrieval":
-        for mode in ("dense", "lexical", "hybrid"):
-            compare[mode] = evaluate.run_eval(assistant, questions, mode)
-        report = compare[settings.retrieval]
+        for each in ("dense", "lexical", "hybrid"):
+            compare[each] = evaluate.run_eval(assistant, questions, each)
+        report = compare[mode]
     elif args.compare == "answerers":
         from rag.assistant import Assistant
 
@@ -308,7 +309,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
                     judge=assistant.judge() if name != "heuristic" else None,
                     analyzer=assistant.analyzer,
                 )
-            compare[name] = evaluate.run_eval(other, questions, settings.retrieval)
+            compare[name] = evaluate.run_eval(other, questions, mode)
         report = compare[settings.answerer]
     elif args.compare == "rerank":
         from rag.assistant import Assistant
@@ -320,10 +321,10 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
             judge=assistant.judge(),
             analyzer=assistant.analyzer,
         )
-        compare["fused"] = evaluate.run_eval(fused, questions, settings.retrieval)
-        compare["reranked"] = report = evaluate.run_eval(assistant, questions, settings.retrieval)
+        compare["fused"] = evaluate.run_eval(fused, questions, mode)
+        compare["reranked"] = report = evaluate.run_eval(assistant, questions, mode)
     else:
-        report = evaluate.run_eval(assistant, questions, settings.retrieval)
+        report = evaluate.run_eval(assistant, questions, mode)
     print(eval_report.format_table(report))
     if compare:
         print()

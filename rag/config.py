@@ -1,8 +1,15 @@
-"""One typed settings object, built once at the edge and passed down.
+"""One typed settings object in five frozen sections, built once at the edge and passed down.
 
 ``Settings.from_env(os.environ)`` reads ``RAG_*`` variables; the CLI then overrides fields
-from its flags with ``settings.replace(...)``. Nothing below ``cli.py``/``app.py`` reads the
-environment. Validation happens here, so a bad value fails at start-up with a message naming it.
+from its flags with ``settings.replace(...)``; both name a field by its own name (``top_k``),
+and every field belongs to exactly one section: ``index``, ``retrieval``, ``answer``, ``llm``,
+``serve``. ``Assistant.open`` hands each component its own section. A section validates itself
+when it is made, so a bad value fails at start-up, before any component is built, in one line
+naming the field and its variable (``top_k (RAG_TOP_K) must be greater than 0, got 0``).
+
+Nothing below ``cli.py``/``app.py`` reads the environment, and no component is handed the
+whole ``Settings``: reading a field through it by its flat name (``settings.data_dir``) is for
+the edges (the CLI, the UI, scripts and tests).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ ENV_VARS: dict[str, str] = {
     "RAG_FUSION": "fusion",
     "RAG_DENSE_WEIGHT": "dense_weight",
     "RAG_RETRIEVAL": "retrieval",
+    "RAG_LEXICAL": "lexical",
     "RAG_MIN_EVIDENCE": "min_evidence",
     "RAG_SENTENCES_EMBEDDED": "sentences_embedded",
     "RAG_JUDGE": "judge",
@@ -43,6 +51,7 @@ ENV_VARS: dict[str, str] = {
     "RAG_ANSWER_EXTRA_RATIO": "answer_extra_ratio",
     "RAG_MAX_QUESTION_CHARS": "max_question_chars",
     "RAG_ANSWERER": "answerer",
+    "RAG_LLM": "llm",
     "RAG_LLM_PROVIDER": "llm_provider",
     "RAG_LLM_BASE_URL": "llm_base_url",
     "RAG_LLM_MODEL": "llm_model",
@@ -60,16 +69,28 @@ ENV_VARS: dict[str, str] = {
     "RAG_FRAME_ANCESTORS": "frame_ancestors",
     "RAG_MAX_BODY_BYTES": "max_body_bytes",
     "RAG_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "RAG_MAX_CONCURRENT_ASKS": "max_concurrent_asks",
+    "RAG_MAX_QUEUED_ASKS": "max_queued_asks",
+    "RAG_ASYNC_INGEST_CHARS": "async_ingest_chars",
 }
 
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
 FUSIONS = ("scores", "rrf")
 ANSWERERS = ("extractive", "heuristic", "llm")
+# Field name -> its environment variable, for messages that say what to change.
+_VARIABLE = {name: var for var, name in ENV_VARS.items()}
+
+
+def _named(name: str) -> str:
+    """``top_k (RAG_TOP_K)``: a field as a message names it."""
+    var = _VARIABLE.get(name)
+    return f"{name} ({var})" if var else name
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """Every tunable of the pipeline, with offline defaults."""
+class IndexSettings:
+    """Where the index lives and how articles become chunks, vectors and BM25 terms: the
+    embedder, the store, the lexical index and the indexer read this section."""
 
     data_dir: Path = field(default_factory=lambda: Path(".rag"))
     corpus_dir: Path = field(default_factory=lambda: Path("corpus"))  # what `rag ingest` reads
@@ -80,6 +101,7 @@ class Settings:
     # How often a serving process checks whether another process changed the index.
     refresh_interval_s: float = 2.0
     # Embeddings: provider name from the registry in rag.embed; "" means the packaged model.
+    # They are the index's, and a question is embedded with the same model.
     embedding_provider: str = "sentence-transformers"
     embedding_model: str = ""
     device: str = "cpu"
@@ -87,7 +109,50 @@ class Settings:
     # Chunking: target size in characters; chunks end on sentence boundaries.
     chunk_chars: int = 900
     chunk_overlap_sentences: int = 1
-    # Retrieval: passages handed to the answerer, and candidates per retriever before fusion.
+    lexical: str = "fts5"  # the BM25 backend, by name in rag.lexical's registry: fts5, bm25s
+
+    def __post_init__(self) -> None:
+        for name in ("data_dir", "corpus_dir"):
+            if not isinstance(getattr(self, name), Path):
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        _positive(self, "embed_batch_size", "chunk_chars")
+        if self.chunk_chars < 200:
+            raise SettingsError(
+                f"{_named('chunk_chars')} must be at least 200, got {self.chunk_chars}"
+            )
+        _at_least_zero(self, "chunk_overlap_sentences", "refresh_interval_s")
+        if self.chroma_url:
+            _check_url("chroma_url", self.chroma_url)
+        if not 3 <= len(self.collection) <= 512 or not all(
+            ch.isalnum() or ch in "._-" for ch in self.collection
+        ):
+            raise SettingsError(
+                f"{_named('collection')} must be 3-512 characters of letters, digits, '.', '_'"
+                f" or '-', got {self.collection!r}"
+            )
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.data_dir / "lexical"
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.data_dir / "vectors.sqlite"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.data_dir / "write.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalSettings:
+    """How passages are found and ranked: the hybrid retriever and the reranking read this."""
+
+    # Passages handed to the answerer, and candidates per retriever before fusion.
     top_k: int = 5
     candidates: int = 30
     # Fusion of the two rankings (rag.fuse): "scores" mixes min-max normalised scores with
@@ -97,11 +162,29 @@ class Settings:
     fusion: str = "scores"
     dense_weight: float = 0.35
     rrf_k: int = 60
-    retrieval: str = "hybrid"
+    retrieval: str = "hybrid"  # the mode: hybrid, dense or lexical
     # Fact questions: the fused top this-many passages are reordered by the answer judge's best
     # sentence in each (rag.rerank) before the top_k go to the answerer; 0 turns it off.
     rerank_depth: int = 20
-    # Answering.
+
+    def __post_init__(self) -> None:
+        _positive(self, "top_k", "candidates", "rrf_k")
+        _fraction(self, "dense_weight")
+        if self.candidates < self.top_k:
+            raise SettingsError(
+                f"{_named('candidates')} must be at least {_named('top_k')},"
+                f" got {self.candidates} < {self.top_k}"
+            )
+        _at_least_zero(self, "rerank_depth")
+        _one_of(self, "fusion", FUSIONS)
+        _one_of(self, "retrieval", RETRIEVAL_MODES)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSettings:
+    """How an answer is chosen from the passages: the answerers, the answer judge and the
+    question checks read this section."""
+
     answerer: str = "extractive"
     min_evidence: float = 0.42
     max_answer_sentences: int = 3
@@ -120,18 +203,57 @@ class Settings:
     answer_extra_ratio: float = 0.6
     max_question_chars: int = 1000
     max_history_turns: int = 6
-    # Chat model for answerer "llm": provider name from the registry in rag.llm. The key is
-    # only ever read from the environment (RAG_LLM_API_KEY) and is kept out of repr().
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_answer_sentences", "max_question_chars")
+        _positive(self, "sentences_embedded", "judge_candidates")
+        _fraction(self, "judge_threshold", "answer_extra_ratio", "min_evidence")
+        _at_least_zero(self, "max_history_turns")
+        _one_of(self, "answerer", ANSWERERS)
+
+
+@dataclass(frozen=True, slots=True)
+class LlmSettings:
+    """The chat model of answerer "llm" (rag.chat_models reads this section)."""
+
+    # Chat model for answerer "llm" (rag.chat_models): "provider:model" as LangChain's
+    # init_chat_model writes it (openai:gpt-4o-mini, llamacpp:/models/q.gguf), or the provider
+    # and model apart; llm wins when set. The key is only ever read from the environment
+    # (RAG_LLM_API_KEY) and is kept out of repr(). Timeouts and retries are the model's own.
+    llm: str = ""
     llm_provider: str = "openai"
     llm_base_url: str = ""  # an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1
-    llm_model: str = ""  # model name sent to the endpoint ("" sends none)
+    llm_model: str = ""  # the provider's model name ("" for openai: ChatOpenAI's default)
     llm_api_key: str = field(default="", repr=False)
     llm_model_path: str = ""  # a local GGUF file, for provider "llamacpp"
     llm_timeout_s: float = 60.0
     llm_retries: int = 1
     llm_max_tokens: int = 400
     llm_temperature: float = 0.0
-    # Serving.
+
+    def __post_init__(self) -> None:
+        _positive(self, "llm_timeout_s", "llm_max_tokens")
+        _at_least_zero(self, "llm_retries")
+        if not 0.0 <= self.llm_temperature <= 2.0:
+            raise SettingsError(
+                f"{_named('llm_temperature')} must be between 0 and 2, got {self.llm_temperature}"
+            )
+        provider, sep, model = self.llm.partition(":")
+        if self.llm and not (sep and provider.strip() and model.strip()):
+            raise SettingsError(
+                f"{_named('llm')} must be provider:model (e.g. openai:gpt-4o-mini),"
+                f" got {self.llm!r}"
+            )
+        if not self.llm_provider.strip():
+            raise SettingsError(f"{_named('llm_provider')} must name a provider, e.g. openai")
+        if self.llm_base_url:
+            _check_url("llm_base_url", self.llm_base_url)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """Where ``rag serve`` listens and who may use it: the HTTP API reads this section."""
+
     host: str = "127.0.0.1"
     port: int = 7860
     # HTTP API access. Keys are comma-separated and, like the LLM key, kept out of repr();
@@ -144,107 +266,26 @@ class Settings:
     frame_ancestors: str = "'self'"
     max_body_bytes: int = 2 * 1024 * 1024  # JSON bodies
     max_upload_bytes: int = 20 * 1024 * 1024  # article files posted as multipart uploads
+    # Questions answered at once; more wait (up to max_queued_asks of them, for a few seconds)
+    # and beyond that are refused with 503 and Retry-After rather than slowing everyone down.
+    max_concurrent_asks: int = 8
+    max_queued_asks: int = 32
+    # An article write with more text than this runs in the background (202, /v1/jobs/{id}).
+    async_ingest_chars: int = 100_000
 
     def __post_init__(self) -> None:
-        for name in ("data_dir", "corpus_dir"):
-            if not isinstance(getattr(self, name), Path):
-                object.__setattr__(self, name, Path(getattr(self, name)))
-        _positive(self, "embed_batch_size", "chunk_chars", "top_k", "candidates", "rrf_k")
-        _positive(self, "max_answer_sentences", "max_question_chars", "port")
-        _positive(self, "sentences_embedded", "judge_candidates")
-        for name in ("judge_threshold", "answer_extra_ratio", "dense_weight"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise SettingsError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
-        if self.chunk_chars < 200:
-            raise SettingsError(f"chunk_chars must be at least 200, got {self.chunk_chars}")
-        if self.chunk_overlap_sentences < 0:
-            raise SettingsError(
-                f"chunk_overlap_sentences must be >= 0, got {self.chunk_overlap_sentences}"
-            )
-        if self.max_history_turns < 0:
-            raise SettingsError(f"max_history_turns must be >= 0, got {self.max_history_turns}")
-        if self.candidates < self.top_k:
-            raise SettingsError(
-                f"candidates ({self.candidates}) must be at least top_k ({self.top_k})"
-            )
-        if self.rerank_depth < 0:
-            raise SettingsError(f"rerank_depth must be >= 0 (0: off), got {self.rerank_depth}")
-        if self.fusion not in FUSIONS:
-            raise SettingsError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
-        if self.retrieval not in RETRIEVAL_MODES:
-            raise SettingsError(
-                f"retrieval must be one of {', '.join(RETRIEVAL_MODES)}, got {self.retrieval!r}"
-            )
-        if self.answerer not in ANSWERERS:
-            raise SettingsError(
-                f"answerer must be one of {', '.join(ANSWERERS)}, got {self.answerer!r}"
-            )
-        _positive(self, "llm_timeout_s", "llm_max_tokens")
-        if self.llm_retries < 0:
-            raise SettingsError(f"llm_retries must be >= 0, got {self.llm_retries}")
-        if not 0.0 <= self.llm_temperature <= 2.0:
-            raise SettingsError(
-                f"llm_temperature must be between 0 and 2, got {self.llm_temperature}"
-            )
-        if self.chroma_url:
-            _check_url("chroma_url", self.chroma_url)
-        if self.refresh_interval_s < 0:
-            raise SettingsError(f"refresh_interval_s must be >= 0, got {self.refresh_interval_s}")
-        if not 0.0 <= self.min_evidence <= 1.0:
-            raise SettingsError(f"min_evidence must be between 0 and 1, got {self.min_evidence}")
-        _positive(self, "max_body_bytes", "max_upload_bytes")
+        _positive(self, "port", "max_body_bytes", "max_upload_bytes")
+        _positive(self, "max_concurrent_asks", "max_queued_asks", "async_ingest_chars")
         for origin in self.cors_origin_list:
             if origin != "*":
                 _check_origin("cors_origins", origin)
         if not self.frame_ancestor_list:
-            raise SettingsError("frame_ancestors must name at least one source, e.g. 'self'")
+            raise SettingsError(
+                f"{_named('frame_ancestors')} must name at least one source, e.g. 'self'"
+            )
         for source in self.frame_ancestor_list:
             if not _CSP_SOURCE.fullmatch(source):
-                raise SettingsError(f"frame_ancestors has a bad source: {source!r}")
-        if not 3 <= len(self.collection) <= 512 or not all(
-            ch.isalnum() or ch in "._-" for ch in self.collection
-        ):
-            raise SettingsError(
-                f"collection must be 3-512 characters of letters, digits, '.', '_' or '-',"
-                f" got {self.collection!r}"
-            )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Defaults overridden by the ``RAG_*`` variables present in ``environ``."""
-        values = {name: environ[var] for var, name in ENV_VARS.items() if environ.get(var)}
-        return cls().replace(**values)
-
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` applied; strings are converted to each field's type.
-
-        ``None`` values are ignored, so CLI flags that were not given change nothing.
-        """
-        types = {f.name: f.type for f in dataclasses.fields(self)}
-        converted: dict[str, Any] = {}
-        for name, value in changes.items():
-            if name not in types:
-                raise SettingsError(f"unknown setting {name!r}")
-            if value is None:
-                continue
-            converted[name] = _convert(name, str(types[name]), value)
-        return dataclasses.replace(self, **converted)
-
-    @property
-    def chroma_dir(self) -> Path:
-        return self.data_dir / "chroma"
-
-    @property
-    def lexical_dir(self) -> Path:
-        return self.data_dir / "lexical"
-
-    @property
-    def vectors_path(self) -> Path:
-        return self.data_dir / "vectors.sqlite"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.data_dir / "write.lock"
+                raise SettingsError(f"{_named('frame_ancestors')} has a bad source: {source!r}")
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
@@ -253,6 +294,99 @@ class Settings:
     @property
     def frame_ancestor_list(self) -> tuple[str, ...]:
         return tuple(self.frame_ancestors.replace(",", " ").split())
+
+
+Section = IndexSettings | RetrievalSettings | AnswerSettings | LlmSettings | ServeSettings
+# The sections by their attribute name on Settings, in order.
+SECTIONS: dict[str, type[Section]] = {
+    "index": IndexSettings,
+    "retrieval": RetrievalSettings,
+    "answer": AnswerSettings,
+    "llm": LlmSettings,
+    "serve": ServeSettings,
+}
+# Every field, and every derived property, by the section that holds it; a name is in one only.
+_SECTION_OF: dict[str, str] = {
+    f.name: section for section, kind in SECTIONS.items() for f in dataclasses.fields(kind)
+}
+_FIELD_TYPE: dict[str, str] = {
+    f.name: str(f.type) for kind in SECTIONS.values() for f in dataclasses.fields(kind)
+}
+_DERIVED_OF: dict[str, str] = {
+    name: section
+    for section, kind in SECTIONS.items()
+    for name, value in vars(kind).items()
+    if isinstance(value, property)
+}
+
+
+@dataclass(frozen=True, init=False)
+class Settings:
+    """Every tunable of the pipeline, with offline defaults, in five frozen sections.
+
+    ``Settings(top_k=3, data_dir=...)`` names fields by their own names (each belongs to one
+    section); a whole section may be given under its name instead
+    (``Settings(retrieval=RetrievalSettings(top_k=3))``). ``settings.top_k`` reads a field
+    through its section, for the edges; ``settings.retrieval`` is the section itself, so the
+    mode is ``settings.retrieval.retrieval``, as ``settings.llm.llm`` is the model spec.
+    """
+
+    index: IndexSettings
+    retrieval: RetrievalSettings
+    answer: AnswerSettings
+    llm: LlmSettings
+    serve: ServeSettings
+
+    def __init__(self, **values: Any) -> None:
+        sections: dict[str, Section] = {}
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in values.items():
+            kind = SECTIONS.get(name)
+            if kind is not None and isinstance(value, kind):
+                sections[name] = value
+            elif name in _SECTION_OF:
+                changes.setdefault(_SECTION_OF[name], {})[name] = value
+            else:
+                raise SettingsError(f"unknown setting {name!r}")
+        for name, kind in SECTIONS.items():
+            section = sections.get(name) or kind()
+            if name in changes:
+                section = dataclasses.replace(section, **changes[name])
+            object.__setattr__(self, name, section)
+
+    def __getattr__(self, name: str) -> Any:
+        """A field or derived path by its flat name (``settings.top_k``), from its section."""
+        section = _SECTION_OF.get(name) or _DERIVED_OF.get(name)
+        if section is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(object.__getattribute__(self, section), name)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Defaults overridden by the ``RAG_*`` variables present in ``environ``."""
+        values = {name: environ[var] for var, name in ENV_VARS.items() if environ.get(var)}
+        return cls().replace(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (by field name) applied; strings are converted to each
+        field's type, and the sections changed are validated again.
+
+        ``None`` values are ignored, so CLI flags that were not given change nothing.
+        """
+        grouped: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            section = _SECTION_OF.get(name)
+            if section is None:
+                raise SettingsError(f"unknown setting {name!r}")
+            if value is not None:
+                grouped.setdefault(section, {})[name] = _convert(name, _FIELD_TYPE[name], value)
+        sections = {
+            name: dataclasses.replace(getattr(self, name), **grouped[name])
+            if name in grouped
+            else getattr(self, name)
+            for name in SECTIONS
+        }
+        return Settings(**sections)
 
 
 # A CSP source expression: a quoted keyword, a scheme ("https:") or a host source, with no
@@ -274,24 +408,46 @@ def _check_origin(name: str, origin: str) -> None:
         or parsed.query
         or parsed.fragment
     ):
-        raise SettingsError(f"{name} must list origins such as https://cms.example, got {origin!r}")
+        raise SettingsError(
+            f"{_named(name)} must list origins such as https://cms.example, got {origin!r}"
+        )
 
 
 def _check_url(name: str, url: str) -> None:
     parsed = urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise SettingsError(f"{name} must be an http(s)://host:port URL, got {url!r}")
+        raise SettingsError(f"{_named(name)} must be an http(s)://host:port URL, got {url!r}")
     try:
         parsed.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise SettingsError(f"{name} has a bad port: {url!r}") from None
+        raise SettingsError(f"{_named(name)} has a bad port: {url!r}") from None
 
 
-def _positive(settings: Settings, *names: str) -> None:
+def _positive(section: object, *names: str) -> None:
     for name in names:
-        value = getattr(settings, name)
+        value = getattr(section, name)
         if value <= 0:
-            raise SettingsError(f"{name} must be greater than 0, got {value}")
+            raise SettingsError(f"{_named(name)} must be greater than 0, got {value}")
+
+
+def _at_least_zero(section: object, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < 0:
+            raise SettingsError(f"{_named(name)} must be >= 0, got {value}")
+
+
+def _fraction(section: object, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if not 0.0 <= value <= 1.0:
+            raise SettingsError(f"{_named(name)} must be between 0 and 1, got {value}")
+
+
+def _one_of(section: object, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(section, name)
+    if value not in choices:
+        raise SettingsError(f"{_named(name)} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _convert(name: str, type_name: str, value: Any) -> Any:
@@ -303,7 +459,7 @@ def _convert(name: str, type_name: str, value: Any) -> Any:
         if type_name == "float":
             return float(value)
     except ValueError:
-        raise SettingsError(f"{name} must be a number, got {value!r}") from None
+        raise SettingsError(f"{_named(name)} must be a number, got {value!r}") from None
     if type_name == "Path":
         return Path(value).expanduser()
     return value

@@ -1,6 +1,6 @@
 """Embedders: text in, L2-normalised float32 vectors out, behind one narrow interface.
 
-Providers are registered by name and chosen by ``Settings.embedding_provider``; nothing is
+Providers are registered by name and chosen by ``IndexSettings.embedding_provider``; nothing is
 ever fetched from a model hub:
 
 - ``sentence-transformers`` (the default) loads all-MiniLM-L6-v2 from the
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from rag.config import Settings
+from rag.config import IndexSettings
 from rag.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -49,12 +49,12 @@ class Embedder(Protocol):
         ...
 
 
-EmbedderFactory = Callable[[Settings], Embedder]
+EmbedderFactory = Callable[[IndexSettings], Embedder]
 _REGISTRY: dict[str, EmbedderFactory] = {}
 
 
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
-    """Make ``factory`` available as ``Settings.embedding_provider == name``."""
+    """Make ``factory`` available as ``IndexSettings.embedding_provider == name``."""
     _REGISTRY[name] = factory
 
 
@@ -62,7 +62,7 @@ def available_embedders() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_embedder(settings: Settings) -> Embedder:
+def create_embedder(settings: IndexSettings) -> Embedder:
     """The embedder named by ``settings.embedding_provider``."""
     try:
         factory = _REGISTRY[settings.embedding_provider]
@@ -154,7 +154,7 @@ class SentenceTransformerEmbedder:
         return int(size() or 0)
 
 
-def _sentence_transformers(settings: Settings) -> Embedder:
+def _sentence_transformers(settings: IndexSettings) -> Embedder:
     if settings.embedding_model:
         path, model_id = Path(settings.embedding_model).expanduser(), ""
     else:
@@ -302,7 +302,7 @@ class OnnxEmbedder:
         return self._dimensions or int(self.embed(["dimensions"]).shape[1])
 
 
-def _onnx_int8(settings: Settings) -> Embedder:
+def _onnx_int8(settings: IndexSettings) -> Embedder:
     if settings.device != "cpu":
         raise ProviderError(
             f"the onnx-int8 embedding provider runs on the CPU only, not device {settings.device!r}"

@@ -385,7 +385,7 @@ def run_eval(
         score_answer(q, assistant.ask(q.question, q.history, retrieval=retrieval))
         for q in questions
     ]
-    mode = retrieval or assistant.settings.retrieval
+    mode = retrieval or assistant.settings.retrieval.retrieval
     return EvalReport(summarize(results, assistant.settings.top_k), results, mode)
 
 

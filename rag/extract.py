@@ -41,7 +41,7 @@ from rag.answer import (
 )
 from rag.catalog import Catalog
 from rag.cite import Evidence, number_citations
-from rag.config import Settings
+from rag.config import AnswerSettings
 from rag.embed import Embedder
 from rag.judge import AnswerJudge, PreparingJudge, judge_input
 from rag.retrieve import passage_from_chunk
@@ -218,7 +218,7 @@ class ExtractiveAnswerer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AnswerSettings,
         analyzer: QuestionAnalyzer,
         judge: Callable[[], AnswerJudge],
         catalog: Callable[[], Catalog],

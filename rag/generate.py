@@ -34,7 +34,7 @@ from rag.answer import (
     create_answerer,
     register_answerer,
 )
-from rag.config import Settings
+from rag.config import AnswerSettings
 from rag.llm import ChatMessage, ChatModel, ChatModelError
 from rag.prompts import PROMPTS_DIR, render_prompt
 from rag.schema import AnswerDelta, Passage
@@ -59,7 +59,7 @@ class LLMAnswerer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AnswerSettings,
         chat_model: ChatModel,
         extractive: Answerer,
         prompts_dir: Path = PROMPTS_DIR,

@@ -30,7 +30,7 @@ from rag.analyze import mentions as _mentions
 from rag.analyze import question_names
 from rag.answer import AnswerRequest, Draft, refusal, register_answerer, stream_whole
 from rag.cite import Evidence, number_citations
-from rag.config import Settings
+from rag.config import AnswerSettings
 from rag.embed import CachedEmbedder, Embedder
 from rag.schema import AnswerDelta, Passage
 from rag.text import content_terms, sentence_spans, words
@@ -90,7 +90,7 @@ class HeuristicAnswerer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: AnswerSettings,
         embedder: Embedder,
         sentences: Callable[[], Embedder | None] | None = None,
     ) -> None:

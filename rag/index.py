@@ -43,7 +43,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from rag.chunk import chunk_article
-from rag.config import Settings
+from rag.config import IndexSettings
 from rag.embed import Embedder
 from rag.errors import IndexLockedError, IndexWriteError, ProviderError, RagError, SettingsError
 from rag.lexical import LexicalIndex
@@ -117,7 +117,7 @@ def date_as_int(iso_date: str) -> int:
 
 
 @contextmanager
-def writer_lock(settings: Settings) -> Iterator[None]:
+def writer_lock(settings: IndexSettings) -> Iterator[None]:
     """Hold the index's single-writer lock, or fail at once if another process has it."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(settings.lock_path), timeout=0)
@@ -158,7 +158,7 @@ class Indexer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: IndexSettings,
         embedder: Embedder,
         store: ChromaStore,
         prep: ArticlePrep | None = None,

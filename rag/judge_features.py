@@ -271,7 +271,7 @@ class FeatureJudge:
     def _loaded(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None:
-                from rag.config import Settings
+                from rag.config import IndexSettings
                 from rag.embed import CachedEmbedder, cpu_session, create_embedder
 
                 try:
@@ -281,7 +281,7 @@ class FeatureJudge:
                     )
                 except Exception as e:  # onnxruntime raises its own types for a bad file
                     raise ProviderError(f"could not load {self._dir / 'model.onnx'}: {e}") from e
-                base = create_embedder(Settings(embedding_provider="onnx-int8"))
+                base = create_embedder(IndexSettings(embedding_provider="onnx-int8"))
                 if self._vectors is not None:
                     self._stored = StoredEmbedder(base, self._vectors)
                 self._embedder = CachedEmbedder(self._stored or base, _CACHE_SIZE)

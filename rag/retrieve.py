@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.config import Settings
+from rag.config import RetrievalSettings
 from rag.embed import Embedder
 from rag.errors import RagError
 from rag.fuse import FusionParams, fused_scores
@@ -101,7 +101,7 @@ class HybridRetriever:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: RetrievalSettings,
         embedder: Embedder,
         store: ChromaStore,
         lexical: LexicalIndex,
@@ -173,7 +173,7 @@ class HybridRetriever:
         ]
 
 
-def fusion_params(settings: Settings) -> FusionParams:
+def fusion_params(settings: RetrievalSettings) -> FusionParams:
     """The fusion ``settings`` ask for (``fusion``, ``dense_weight``, ``rrf_k``, ``candidates``)."""
     scores = settings.fusion == "scores"
     return FusionParams(

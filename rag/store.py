@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from rag.config import Settings
+from rag.config import IndexSettings
 from rag.errors import (
     IndexLockedError,
     IndexNotBuiltError,
@@ -289,7 +289,7 @@ class ChromaStore:
         self._seen_version: str | None = None
 
     @classmethod
-    def open(cls, settings: Settings, model_id: str) -> ChromaStore:
+    def open(cls, settings: IndexSettings, model_id: str) -> ChromaStore:
         """The store for ``settings``: the Chroma server at ``chroma_url`` when set, else a
         local persistent Chroma under ``data_dir``."""
         import chromadb

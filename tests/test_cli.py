@@ -111,7 +111,7 @@ def test_bad_files_are_reported_and_do_not_stop_ingestion(
             ["ask", "--since", "2025-06-06", "--until", "2025-06-01", "What?"],
             "date_from (2025-06-06) is after date_to (2025-06-01): no article can match",
         ),
-        (["ask", "--top-k", "0", "What?"], "top_k must be greater than 0"),
+        (["ask", "--top-k", "0", "What?"], "top_k (RAG_TOP_K) must be greater than 0"),
         (["ingest", "/no/such/folder"], "no such file or directory"),
     ],
 )

@@ -1,4 +1,5 @@
-"""Tests for ``rag.config.Settings``: defaults, environment, overrides and validation."""
+"""Tests for ``rag.config.Settings``: defaults, environment, overrides, the five sections, and
+validation that names the bad value and its variable."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from typing import Any
 
 import pytest
 
-from rag.config import ENV_VARS, RETRIEVAL_MODES, Settings
+from rag.config import (
+    ENV_VARS,
+    RETRIEVAL_MODES,
+    SECTIONS,
+    AnswerSettings,
+    IndexSettings,
+    LlmSettings,
+    RetrievalSettings,
+    ServeSettings,
+    Settings,
+)
 from rag.errors import RagError, SettingsError
 
 
@@ -23,7 +34,7 @@ def test_defaults_are_offline_and_valid() -> None:
     assert s.chunk_chars == 900
     assert s.chunk_overlap_sentences == 1
     assert (s.top_k, s.candidates, s.rrf_k) == (5, 30, 60)
-    assert s.retrieval == "hybrid"
+    assert s.retrieval.retrieval == "hybrid"
     assert s.answerer == "extractive"
     assert s.min_evidence == 0.42
     assert (s.host, s.port) == ("127.0.0.1", 7860)
@@ -97,6 +108,11 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_JUDGE_CANDIDATES": "12",
         "RAG_JUDGE_THRESHOLD": "0.5",
         "RAG_ANSWER_EXTRA_RATIO": "0.7",
+        "RAG_LEXICAL": "bm25s",
+        "RAG_LLM": "openai:gpt-4o-mini",
+        "RAG_MAX_CONCURRENT_ASKS": "4",
+        "RAG_MAX_QUEUED_ASKS": "16",
+        "RAG_ASYNC_INGEST_CHARS": "5000",
     }
     assert set(env) == set(ENV_VARS)  # every documented variable is exercised
     s = Settings.from_env(env)
@@ -113,7 +129,9 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.candidates == 40
     assert s.rerank_depth == 30
     assert (s.fusion, s.dense_weight) == ("rrf", 0.5)
-    assert s.retrieval == "lexical"
+    assert s.retrieval.retrieval == "lexical"
+    assert s.lexical == "bm25s"
+    assert s.llm.llm == "openai:gpt-4o-mini"
     assert s.min_evidence == 0.5
     assert s.sentences_embedded == 20
     assert s.max_question_chars == 500
@@ -134,6 +152,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.cors_origin_list == ("https://cms.example", "http://127.0.0.1:8000")
     assert s.frame_ancestor_list == ("'self'", "https://cms.example")
     assert (s.max_body_bytes, s.max_upload_bytes) == (1000, 5000)
+    assert (s.max_concurrent_asks, s.max_queued_asks, s.async_ingest_chars) == (4, 16, 5000)
     for name in ("embed_batch_size", "chunk_chars", "top_k", "candidates", "port"):
         assert type(getattr(s, name)) is int
     assert type(s.min_evidence) is float
@@ -215,7 +234,7 @@ def test_bad_values_raise_settings_error_naming_the_value(
 
 def test_every_retrieval_mode_is_accepted() -> None:
     for mode in RETRIEVAL_MODES:
-        assert Settings(retrieval=mode).retrieval == mode
+        assert Settings(retrieval=mode).retrieval.retrieval == mode
 
 
 @pytest.mark.parametrize("collection", ["abc", "news_2025", "a.b-c", "x" * 512])
@@ -248,7 +267,7 @@ def test_bad_environment_values_raise_settings_error_naming_them(var: str, value
 
 
 def test_a_non_number_names_the_setting_and_the_value() -> None:
-    with pytest.raises(SettingsError, match=r"top_k must be a number, got 'many'"):
+    with pytest.raises(SettingsError, match=r"top_k \(RAG_TOP_K\) must be a number, got 'many'"):
         Settings.from_env({"RAG_TOP_K": "many"})
 
 
@@ -263,7 +282,10 @@ def test_an_unknown_setting_is_rejected_even_when_none() -> None:
 
 
 def test_candidates_fewer_than_top_k_are_rejected() -> None:
-    with pytest.raises(SettingsError, match=r"candidates \(4\).*top_k \(5\)"):
+    with pytest.raises(
+        SettingsError,
+        match=r"candidates \(RAG_CANDIDATES\) must be at least top_k \(RAG_TOP_K\), got 4 < 5",
+    ):
         Settings(candidates=4)
     with pytest.raises(SettingsError):
         Settings.from_env({"RAG_TOP_K": "50"})  # above the default 30 candidates
@@ -278,3 +300,120 @@ def test_settings_error_is_a_rag_error() -> None:
 def test_a_bad_chroma_url_is_refused_with_the_value(url: str) -> None:
     with pytest.raises(SettingsError, match="chroma_url"):
         Settings(chroma_url=url)
+
+
+# -- the sections --------------------------------------------------------------------------------
+
+
+def test_every_field_and_variable_belongs_to_exactly_one_section() -> None:
+    owners: dict[str, str] = {}
+    for section, kind in SECTIONS.items():
+        for f in dataclasses.fields(kind):
+            assert f.name not in owners, f"{f.name} is in {owners[f.name]} and {section}"
+            owners[f.name] = section
+    assert set(ENV_VARS.values()) <= set(owners)
+    assert [f.name for f in dataclasses.fields(Settings)] == list(SECTIONS)
+
+
+def test_flat_names_build_the_sections_and_read_through_them(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, top_k=3, answerer="heuristic", llm_model="m", port=9000)
+    assert isinstance(s.index, IndexSettings) and s.index.data_dir == tmp_path
+    assert isinstance(s.retrieval, RetrievalSettings) and s.retrieval.top_k == 3
+    assert isinstance(s.answer, AnswerSettings) and s.answer.answerer == "heuristic"
+    assert isinstance(s.llm, LlmSettings) and s.llm.llm_model == "m"
+    assert isinstance(s.serve, ServeSettings) and s.serve.port == 9000
+    assert (s.top_k, s.data_dir, s.chroma_dir, s.port) == (3, tmp_path, tmp_path / "chroma", 9000)
+    with pytest.raises(AttributeError, match="'colour'"):
+        s.colour  # noqa: B018
+
+
+def test_a_whole_section_can_be_given_and_replace_keeps_the_others() -> None:
+    retrieval = RetrievalSettings(top_k=2, retrieval="dense")
+    s = Settings(retrieval=retrieval, answerer="heuristic")
+    assert s.retrieval is retrieval and s.answer.answerer == "heuristic"
+    changed = s.replace(top_k="4")
+    assert changed.retrieval == RetrievalSettings(top_k=4, retrieval="dense")
+    assert changed.index is s.index and changed.answer is s.answer  # untouched sections
+    assert dataclasses.replace(s, top_k=6).retrieval.top_k == 6
+    assert Settings(llm="openai:gpt-4o-mini").llm.llm == "openai:gpt-4o-mini"  # a field
+
+
+def test_sections_are_frozen_and_hashable() -> None:
+    for kind in SECTIONS.values():
+        section = kind()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(section, dataclasses.fields(kind)[0].name, None)
+        assert hash(section) == hash(kind())
+    assert hash(Settings(top_k=3)) == hash(Settings(top_k=3))
+
+
+def test_a_section_validates_itself_with_the_variable_in_the_message() -> None:
+    with pytest.raises(SettingsError, match=r"^top_k \(RAG_TOP_K\) must be greater than 0, got 0$"):
+        RetrievalSettings(top_k=0)
+    with pytest.raises(SettingsError, match=r"^port \(RAG_PORT\) must be greater than 0"):
+        ServeSettings(port=0)
+    with pytest.raises(SettingsError, match=r"^answerer \(RAG_ANSWERER\) must be one of"):
+        AnswerSettings(answerer="oracle")
+    with pytest.raises(SettingsError, match=r"^llm_retries \(RAG_LLM_RETRIES\) must be >= 0"):
+        LlmSettings(llm_retries=-1)
+    with pytest.raises(SettingsError, match=r"^chunk_chars \(RAG_CHUNK_CHARS\) must be at least"):
+        IndexSettings(chunk_chars=10)
+    # A field with no variable is named alone.
+    with pytest.raises(SettingsError, match=r"^rrf_k must be greater than 0, got 0$"):
+        RetrievalSettings(rrf_k=0)
+
+
+# One bad value per variable that is checked: each is one line naming the variable.
+BAD_ENVIRONMENT = {
+    "RAG_COLLECTION": "x",
+    "RAG_CHROMA_URL": "localhost:8000",
+    "RAG_REFRESH_INTERVAL_S": "-1",
+    "RAG_EMBED_BATCH_SIZE": "0",
+    "RAG_CHUNK_CHARS": "150",
+    "RAG_TOP_K": "0",
+    "RAG_CANDIDATES": "2",
+    "RAG_RERANK_DEPTH": "-1",
+    "RAG_FUSION": "max",
+    "RAG_DENSE_WEIGHT": "1.5",
+    "RAG_RETRIEVAL": "fuzzy",
+    "RAG_MIN_EVIDENCE": "2",
+    "RAG_SENTENCES_EMBEDDED": "0",
+    "RAG_JUDGE_CANDIDATES": "0",
+    "RAG_JUDGE_THRESHOLD": "1.5",
+    "RAG_ANSWER_EXTRA_RATIO": "-0.1",
+    "RAG_MAX_QUESTION_CHARS": "0",
+    "RAG_ANSWERER": "oracle",
+    "RAG_LLM": "gpt-4o-mini",
+    "RAG_LLM_PROVIDER": " ",
+    "RAG_LLM_BASE_URL": "127.0.0.1:8080",
+    "RAG_LLM_TIMEOUT_S": "0",
+    "RAG_LLM_RETRIES": "-1",
+    "RAG_LLM_MAX_TOKENS": "0",
+    "RAG_LLM_TEMPERATURE": "3",
+    "RAG_PORT": "0",
+    "RAG_CORS_ORIGINS": "cms.example",
+    "RAG_FRAME_ANCESTORS": "'self';",
+    "RAG_MAX_BODY_BYTES": "0",
+    "RAG_MAX_UPLOAD_BYTES": "-1",
+    "RAG_MAX_CONCURRENT_ASKS": "0",
+    "RAG_MAX_QUEUED_ASKS": "0",
+    "RAG_ASYNC_INGEST_CHARS": "0",
+}
+
+
+@pytest.mark.parametrize(("var", "value"), sorted(BAD_ENVIRONMENT.items()))
+def test_each_bad_variable_is_one_line_naming_it(var: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({var: value})
+    message = str(raised.value)
+    assert f"{ENV_VARS[var]} ({var})" in message and "\n" not in message
+    assert value.strip() in message or var == "RAG_LLM_PROVIDER"
+
+
+def test_a_non_number_in_any_numeric_variable_names_it() -> None:
+    types = {f.name: str(f.type) for kind in SECTIONS.values() for f in dataclasses.fields(kind)}
+    numeric = [var for var, name in ENV_VARS.items() if types[name] in ("int", "float")]
+    assert len(numeric) >= 15
+    for var in numeric:
+        with pytest.raises(SettingsError, match=rf"\({var}\) must be a number, got 'lots'"):
+            Settings.from_env({var: "lots"})

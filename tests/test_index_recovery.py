@@ -321,7 +321,7 @@ def test_a_readers_stale_bm25_copy_never_returns_a_replaced_version(small: Setti
     ix.sync([article("budget")])
     stale = LexicalIndex.build(list(ix.store.iter_chunks()), ix.store.index_version)
     ix.sync([article("budget", EDITED)])  # "voted" -> "argued" from paragraph 2 on
-    retriever = HybridRetriever(small, ix.embedder, ix.store, stale)
+    retriever = HybridRetriever(small.retrieval, ix.embedder, ix.store, stale)
     # Until it reloads, the reader's BM25 copy knows the old version only: its hits are
     # dropped, and what dense search finds of the new version is all that is shown.
     passages = retriever.search("council voted item 5", k=8, mode="hybrid").passages

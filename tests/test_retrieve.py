@@ -49,7 +49,7 @@ def retriever(settings: Settings) -> HybridRetriever:
     store = ChromaStore.open(settings, embedder.model_id)
     Indexer(settings, embedder, store).sync(ARTICLES, progress=False)
     lexical = LexicalIndex.load_or_build(settings.lexical_dir, store)
-    return HybridRetriever(settings, embedder, store, lexical)
+    return HybridRetriever(settings.retrieval, embedder, store, lexical)
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
@@ -83,7 +83,10 @@ def test_reciprocal_rank_fusion_is_a_setting(
     settings: Settings, retriever: HybridRetriever
 ) -> None:
     rrf = HybridRetriever(
-        replace(settings, fusion="rrf"), retriever.embedder, retriever.store, retriever.lexical
+        replace(settings.retrieval, fusion="rrf"),
+        retriever.embedder,
+        retriever.store,
+        retriever.lexical,
     )
     scores = [p.score for p in rrf.search("India South Korea Japan", k=3).passages]
     assert scores == sorted(scores, reverse=True)
