@@ -19,7 +19,7 @@ from rag.api.errors import one_line
 from rag.api.jobs import Jobs, Progress
 from rag.api.security import ApiKeys, Sessions
 from rag.assistant import Assistant
-from rag.config import Settings
+from rag.config import ServeSettings
 from rag.errors import IndexNotBuiltError, ProviderError
 from rag.index import IngestReport
 from rag.schema import Article
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 class ApiState:
     """The assistant(s), the keys and chat sessions, warm-up state, the writer and the jobs."""
 
-    def __init__(self, assistant: Assistant, settings: Settings, keys: ApiKeys) -> None:
+    def __init__(self, assistant: Assistant, settings: ServeSettings, keys: ApiKeys) -> None:
         self.assistant = assistant
         self.settings = settings
         self.keys = keys
@@ -62,7 +62,7 @@ class ApiState:
     def assistant_for(self, answerer: str | None) -> Assistant:
         """The assistant for ``answerer``: the server's own, or a second one built on first use
         that shares its embedder and store."""
-        if answerer is None or answerer == self.assistant.settings.answerer:
+        if answerer is None or answerer == self.assistant.settings.answer.answerer:
             return self.assistant
         settings = self.assistant.settings
         if answerer == "llm" and not (settings.llm_base_url or settings.llm_model_path):
@@ -82,10 +82,11 @@ class ApiState:
         """Why the local index cannot be used any more ("" when it can): its data dir was
         removed under the running server. Writing then would recreate an empty folder beside
         a store that lost its files."""
-        if self.settings.chroma_url or self.settings.data_dir.is_dir():
+        index = self.assistant.settings.index
+        if index.chroma_url or index.data_dir.is_dir():
             return ""
         return (
-            f"the data dir {self.settings.data_dir} was removed while the server was running:"
+            f"the data dir {index.data_dir} was removed while the server was running:"
             " restore it, or restart the server to start a new index"
         )
 
