@@ -125,6 +125,7 @@ def shoot(url: str, out: Path) -> list[Path]:
                 page.wait_for_timeout(600)
 
                 page.get_by_role("tab", name="Chat").click()
+                page.evaluate("() => window.scrollTo(0, 0)")
                 page.get_by_role("button", name="Clear", exact=True).click()  # a new chat
                 refusal = ask(page, REFUSAL_Q)
                 refusal.locator(".rag-nearest").wait_for(state="visible")

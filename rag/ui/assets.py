@@ -89,6 +89,9 @@ button.rag-copy { border: 1px solid #6b7280; border-radius: 6px; padding: .15rem
   #rag-chatbot { height: calc(100dvh - 212px) !important; min-height: 300px; }
   .rag-footer { font-size: .85rem; }
   .rag-card { padding: .5rem .55rem; }
+  #rag-chatbot .message-row { padding-left: 6px !important; padding-right: 6px !important; }
+  #rag-chatbot .message-row > .role > .message { padding-left: 4px !important;
+    padding-right: 4px !important; }
 }
 </style>
 """
