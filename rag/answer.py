@@ -24,10 +24,9 @@ from rag.errors import ProviderError
 from rag.schema import AnswerDelta, Citation, Passage, RemovedSentence
 
 if TYPE_CHECKING:
-    from langchain_core.language_models import BaseChatModel
-
     from rag.catalog import Catalog
     from rag.judge import AnswerJudge
+    from rag.llm import ChatModel
 
 NOT_FOUND = "I could not find the answer to this question in the articles."
 
@@ -88,8 +87,7 @@ class AnswererParts:
     """The shared components an answerer may use, created once and only when asked for.
 
     ``judge`` is the trained answer model (``rag.judge``), ``analyzer`` the spaCy question
-    analyzer, ``catalog`` the archive's article list and names, ``chat_model`` the LLM (a
-    LangChain ``BaseChatModel``).
+    analyzer, ``catalog`` the archive's article list and names, ``chat_model`` the LLM.
     """
 
     def __init__(
@@ -100,7 +98,7 @@ class AnswererParts:
         *,
         judge: Callable[[], AnswerJudge],
         catalog: Callable[[], Catalog],
-        chat_model: Callable[[], BaseChatModel],
+        chat_model: Callable[[], ChatModel],
     ) -> None:
         self.settings = settings
         self.embedder = embedder
@@ -115,7 +113,7 @@ class AnswererParts:
     def catalog(self) -> Catalog:
         return self._catalog()
 
-    def chat_model(self) -> BaseChatModel:
+    def chat_model(self) -> ChatModel:
         return self._chat_model()
 
 

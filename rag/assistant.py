@@ -29,7 +29,6 @@ from rag.answer import (
     create_answerer,
 )
 from rag.catalog import Catalog
-from rag.chat_models import create_chat_model
 from rag.config import Settings
 from rag.embed import Embedder, create_embedder
 from rag.errors import QuestionError
@@ -38,15 +37,14 @@ from rag.followup import Resolution, resolve_follow_up, rewrite_question
 from rag.index import Indexer, IngestReport
 from rag.judge import AnswerJudge, PreparingJudge, create_judge
 from rag.lexical import LexicalIndex
+from rag.llm import ChatModel, create_chat_model
 from rag.rerank import rerank
 from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
 from rag.schema import Answer, AnswerDelta, AnswerEvent, Article, Headline
 from rag.store import ChromaStore
 from rag.vectors import VectorFile
 
-if TYPE_CHECKING:  # LangChain is imported only when asked for (as_runnable, answerer llm)
-    from langchain_core.language_models import BaseChatModel
-
+if TYPE_CHECKING:  # LangChain is imported only when asked for (as_runnable)
     from rag.chain import AnswerRunnable
 
 log = logging.getLogger(__name__)
@@ -67,14 +65,13 @@ class Assistant:
         settings: Settings,
         embedder: Embedder,
         store: ChromaStore,
-        chat_model: BaseChatModel | None = None,
+        chat_model: ChatModel | None = None,
         judge: AnswerJudge | None = None,
         analyzer: QuestionAnalyzer | None = None,
     ) -> None:
-        """Parts not handed in are created on first use: the chat model (any LangChain
-        ``BaseChatModel``; by default the one ``settings.llm`` names, only for
-        ``answerer == "llm"``), the packaged trained answer judge, the spaCy question
-        analyzer."""
+        """Parts not handed in are created on first use: the chat model named by
+        ``settings.llm_provider`` (only for ``answerer == "llm"``), the packaged trained answer
+        judge, the spaCy question analyzer."""
         self.settings = settings
         self.embedder = embedder
         self.store = store
@@ -142,9 +139,15 @@ class Assistant:
         self.index_changed()
         return replace(report, skipped=tuple((s.source, s.reason) for s in result.skipped))
 
-    def add_articles(self, articles: Sequence[Article]) -> IngestReport:
-        """Add or update ``articles`` (already read, e.g. from an HTTP request); others stay."""
-        report = self._indexer().sync(articles, progress=False)
+    def add_articles(
+        self, articles: Sequence[Article], *, embedder: Embedder | None = None
+    ) -> IngestReport:
+        """Add or update ``articles`` (already read, e.g. from an HTTP request); others stay.
+
+        ``embedder``, one of the same model, stands in for the assistant's own: the API's
+        background ingests hand one that holds the vectors they computed before they took
+        the writer, so that the writer is held for the store's writes, not the embedding."""
+        report = self._indexer(embedder).sync(articles, progress=False)
         self.index_changed()
         return report
 
@@ -154,7 +157,7 @@ class Assistant:
         self.index_changed()
         return report
 
-    def _indexer(self) -> Indexer:
+    def _indexer(self, embedder: Embedder | None = None) -> Indexer:
         """An indexer that also prepares what the answer judge reads (its sentence vectors),
         when the answerer uses a judge that can."""
         prep = None
@@ -162,7 +165,7 @@ class Assistant:
             judge = self.judge()
             if isinstance(judge, PreparingJudge):
                 prep = JudgePrep(judge, self.analyzer, self.vectors())
-        return Indexer(self.settings.index, self.embedder, self.store, prep)
+        return Indexer(self.settings.index, embedder or self.embedder, self.store, prep)
 
     def vectors(self) -> VectorFile | None:
         """The sentence vectors stored next to the index (``rag.vectors``), or None when the
@@ -182,10 +185,10 @@ class Assistant:
             self._lexical = None
             self._version_checked_at = float("-inf")
 
-    def chat_model(self) -> BaseChatModel:
+    def chat_model(self) -> ChatModel:
         with self._parts_lock:
             if self._chat_model is None:
-                self._chat_model = create_chat_model(self.settings.llm)
+                self._chat_model = create_chat_model(self.settings)
             return self._chat_model
 
     def judge(self) -> AnswerJudge:

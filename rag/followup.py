@@ -27,15 +27,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rag.analyze import PERSON_ROLES, QuestionAnalysis, QuestionAnalyzer
-from rag.chat_models import ChatModelError, generate_text
+from rag.llm import ChatMessage, ChatModel, ChatModelError
 from rag.prompts import PROMPTS_DIR, render_prompt
 from rag.text import STOPWORDS, content_terms
-
-if TYPE_CHECKING:
-    from langchain_core.language_models import BaseChatModel
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +168,7 @@ def _substitute(question: str, analysis: QuestionAnalysis, before: QuestionAnaly
 
 
 def rewrite_question(
-    chat_model: BaseChatModel,
+    chat_model: ChatModel,
     question: str,
     history: Sequence[str],
     analyzer: QuestionAnalyzer,
@@ -199,7 +195,7 @@ def rewrite_question(
         question=question,
     )
     try:
-        reply = generate_text(chat_model, [("human", prompt)])
+        reply = chat_model.generate([ChatMessage("user", prompt)])
     except ChatModelError as e:
         logger.warning("rewriting the follow-up failed (%s); searching offline", e)
         return Resolution(

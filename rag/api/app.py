@@ -2,7 +2,8 @@
 limits and the error handlers around one ``Assistant``, and mounts the Gradio chat.
 
 Middleware, from the outside in: CORS (so its headers go on every answer, errors included),
-body limits, frame-ancestors for the chat, the credentials guard, and the last-resort 500.
+body limits, frame-ancestors for the chat, the credentials guard, the last-resort 500, and
+admission for questions.
 It does not define routes (``health``, ``ask``, ``articles``, ``security``'s sign-in) or read
 the environment (``Settings`` arrive built).
 """
@@ -22,7 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from rag.api import articles, ask, health
 from rag.api.errors import InternalErrors, install_error_handlers
-from rag.api.limits import BodyLimit
+from rag.api.limits import AskAdmission, BodyLimit
 from rag.api.security import (
     CHAT_PATH,
     ApiKeys,
@@ -35,7 +36,7 @@ from rag.api.security import (
 from rag.api.state import ApiState
 from rag.apidocs import add_api_docs
 from rag.assistant import Assistant
-from rag.config import ServeSettings
+from rag.config import Settings
 from rag.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def gradio_script_name() -> str:
 
 
 def create_app(
-    assistant: Assistant, settings: ServeSettings, *, chat: gr.Blocks | None = None
+    assistant: Assistant, settings: Settings, *, chat: gr.Blocks | None = None
 ) -> FastAPI:
     """The API around ``assistant``, with ``chat`` (when given) mounted at ``/chat``.
 
@@ -87,7 +88,9 @@ def create_app(
     install_error_handlers(app)
     for router in (health.router, ask.router, articles.router):
         app.include_router(router)
-    # Outermost last: CORS headers go on every answer, errors included.
+    # Outermost last: CORS headers go on every answer, errors included. Admission is inside
+    # the credentials guard, so a caller without a key never takes a turn.
+    app.add_middleware(AskAdmission, gate=state.asks)
     app.add_middleware(InternalErrors)
     app.add_middleware(RequireCredentials, state=state)
     app.add_middleware(FrameAncestors, ancestors=settings.frame_ancestor_list)

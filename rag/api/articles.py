@@ -2,10 +2,12 @@
 ``GET``/``DELETE /v1/articles/{id}``, and ``GET /v1/jobs/{id}`` for ingests run in the
 background.
 
-A write sent with ``Prefer: respond-async`` is answered ``202 Accepted`` with
-``Location: /v1/jobs/{id}`` and runs as a job (``rag.api.jobs``); others are answered when
-done. A listing and an article's text are rebuilt from the stored chunks: nothing else is
-kept.
+A write of more than ``async_ingest_chars`` characters of article text, or any write sent
+with ``Prefer: respond-async`` (RFC 7240), is answered ``202 Accepted`` with ``Location:
+/v1/jobs/{id}`` and runs as a job (``rag.api.jobs``); smaller ones are answered when done.
+The size decides by default because a client cannot know how long an upload will take to
+embed, and a request that runs past its timeout leaves it guessing what happened.
+A listing and an article's text are rebuilt from the stored chunks: nothing else is kept.
 
 It does not read files itself (``rag.ingest`` does, the same readers as ``rag ingest``) or
 index them (``Assistant`` and ``rag.index`` do).
@@ -219,7 +221,7 @@ async def add_article(request: Request, state: Annotated[ApiState, Depends(api_s
     """
     articles, skipped = await _posted_articles(request)
     asked = _wants_async(request)
-    if asked:
+    if asked or sum(len(a.text) for a in articles) > state.settings.async_ingest_chars:
         return _start_job(request, state, articles, skipped, asked)
     report = await run_in_threadpool(state.ingest, articles)
     body = ingest_body(report, articles, skipped)

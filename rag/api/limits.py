@@ -1,16 +1,29 @@
-"""Limits that keep one client from taking the server: body sizes (``BodyLimit``).
+"""Limits that keep the server answering under load: body sizes (``BodyLimit``) and how many
+questions are answered at once (``AskAdmission``).
 
 Bodies are capped by Content-Length and while they stream (413); article uploads (multipart
-``POST /v1/articles``) get the larger upload limit. It does not limit how often a client may
-call (no rate limits per key): a proxy in front does that better.
+``POST /v1/articles``) get the larger upload limit. Questions (``POST /v1/ask`` and its
+stream) are answered ``max_concurrent_asks`` at a time; up to ``max_queued_asks`` more wait
+for a turn, each for at most ``QUEUE_WAIT_S``; any beyond that, or one whose wait runs out,
+is answered at once with 503 and ``Retry-After``. Answering is CPU-bound, so letting every
+caller in would only make every answer slower until clients time out: a quick, explicit
+"come back in a second" is the better failure.
+
+It does not limit how often a client may call (no rate limits per key, no 429): a proxy in
+front does that better. Writes are not admitted here: they queue for the one writer
+(``rag.api.state.WriterQueue``), and large ones run as jobs.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rag.api.security import route_path
 
 
 class BodyTooLarge(HTTPException):
@@ -59,3 +72,85 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+QUEUE_WAIT_S = 10.0  # how long a question waits for a turn before it is turned away
+RETRY_AFTER_S = 1
+ASK_PATHS = frozenset({"/v1/ask", "/v1/ask/stream"})
+
+
+class AskGate:
+    """The turns for answering: ``max_concurrent`` at once, ``max_queued`` waiting. It lives
+    in the server's one event loop, so its counts need no lock."""
+
+    def __init__(self, max_concurrent: int, max_queued: int, wait_s: float = QUEUE_WAIT_S) -> None:
+        if max_concurrent < 1 or max_queued < 0 or wait_s < 0:
+            raise ValueError(
+                f"bad admission limits: max_concurrent={max_concurrent},"
+                f" max_queued={max_queued}, wait_s={wait_s}"
+            )
+        self.max_concurrent = max_concurrent
+        self.max_queued = max_queued
+        self.wait_s = wait_s
+        self.running = 0
+        self.waiting = 0
+        self.turned_away = 0
+        self._free: asyncio.Semaphore | None = None
+
+    async def enter(self) -> bool:
+        """Take a turn (True), or say there is none to be had soon (False)."""
+        if self._free is None:  # made in the server's event loop
+            self._free = asyncio.Semaphore(self.max_concurrent)
+        if not self._free.locked():  # a turn is free and nobody is ahead
+            await self._free.acquire()
+            self.running += 1
+            return True
+        if self.waiting >= self.max_queued:
+            self.turned_away += 1
+            return False
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._free.acquire(), self.wait_s)
+        except TimeoutError:
+            self.turned_away += 1
+            return False
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        return True
+
+    def leave(self) -> None:
+        assert self._free is not None
+        self.running -= 1
+        self._free.release()
+
+
+class AskAdmission:
+    """Hold each question to a turn of ``gate``; without one, 503 with ``Retry-After``."""
+
+    def __init__(self, app: ASGIApp, gate: AskGate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or route_path(scope) not in ASK_PATHS
+        ):
+            await self.app(scope, receive, send)
+            return
+        if not await self.gate.enter():
+            busy = (
+                f"the server is answering {self.gate.running} questions and"
+                f" {self.gate.waiting} are waiting: try again in {RETRY_AFTER_S} s"
+            )
+            response = JSONResponse(
+                {"error": busy}, 503, headers={"Retry-After": str(RETRY_AFTER_S)}
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)  # a stream keeps its turn until it ends
+        finally:
+            self.gate.leave()
