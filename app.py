@@ -173,12 +173,9 @@ def describe_filters(filters: SearchFilters) -> str:
     """``filters`` in words ("articles from ABC News, dated from 1 February 2017"), or ""."""
     if filters.empty:
         return ""
+    n = len(filters.article_ids)
+    subject = f"{n} chosen article{'s' if n != 1 else ''}" if n else "articles"
     parts = []
-    if filters.article_ids:
-        n = len(filters.article_ids)
-        parts.append(f"{n} chosen article{'s' if n != 1 else ''}")
-    else:
-        parts.append("articles")
     if filters.publishers:
         parts.append("from " + " or ".join(filters.publishers))
     if filters.authors:
@@ -189,7 +186,7 @@ def describe_filters(filters: SearchFilters) -> str:
         parts.append(f"dated from {format_date(filters.date_from)}")
     elif filters.date_to:
         parts.append(f"dated up to {format_date(filters.date_to)}")
-    return ", ".join(parts)
+    return f"{subject} {', '.join(parts)}".strip()
 
 
 def filter_articles(articles: Sequence[ArticleInfo], filters: SearchFilters) -> list[ArticleInfo]:
@@ -421,7 +418,7 @@ def build_app(
                 question = gr.Textbox(
                     label="Question",
                     show_label=False,
-                    placeholder="Ask a question about the articles",
+                    placeholder="Ask about the articles",
                     lines=1,
                     max_lines=5,
                     autofocus=True,
@@ -431,24 +428,30 @@ def build_app(
                     # No max_length: the browser would cut a long question silently; the
                     # assistant rejects it with a message saying why instead.
                 )
-            with gr.Tab("Archive", id="archive"):
-                stats = gr.HTML(render.render_archive_stats([]))
-                gr.HTML(
-                    "<h2>Filters for the answers</h2><p>Every question asked in the chat "
-                    "searches only the articles these let through.</p>"
-                )
-                with gr.Row():
-                    date_from = gr.Textbox(label="From date (YYYY-MM-DD)", max_lines=1)
-                    date_to = gr.Textbox(label="To date (YYYY-MM-DD)", max_lines=1)
-                with gr.Row():
+            with gr.Tab("Archive", id="archive"), gr.Row():
+                with gr.Column(scale=2, min_width=300):
+                    stats = gr.HTML(render.render_archive_stats([]))
+                    gr.HTML(
+                        "<h2>Filters for the answers</h2><p>Every question asked in the chat "
+                        "searches only the articles these let through.</p>"
+                    )
+                    with gr.Row():
+                        date_from = gr.Textbox(
+                            label="From date (YYYY-MM-DD)", max_lines=1, min_width=140
+                        )
+                        date_to = gr.Textbox(
+                            label="To date (YYYY-MM-DD)", max_lines=1, min_width=140
+                        )
                     outlets = gr.Dropdown(label="Outlets", choices=[], multiselect=True)
                     authors = gr.Dropdown(label="Authors", choices=[], multiselect=True)
-                articles = gr.Dropdown(label="Articles", choices=[], multiselect=True)
-                clear = gr.Button("Clear filters", variant="secondary")
-                search = gr.Textbox(
-                    label="Search the archive's headlines, outlets and authors", max_lines=1
-                )
-                listing = gr.HTML("")
+                    articles = gr.Dropdown(label="Articles", choices=[], multiselect=True)
+                    clear = gr.Button("Clear filters", variant="secondary")
+                with gr.Column(scale=3, min_width=300):
+                    gr.HTML('<h2 class="rag-list-title">Articles</h2>')
+                    search = gr.Textbox(
+                        label="Search the archive's headlines, outlets and authors", max_lines=1
+                    )
+                    listing = gr.HTML("")
             with gr.Tab("Article", id="article"):
                 article_view = gr.HTML(render.render_no_article(), js_on_load=ARTICLE_JS)
                 back = gr.Button("Back to the chat", variant="secondary")

@@ -24,9 +24,10 @@ from rag.errors import ProviderError
 from rag.schema import AnswerDelta, Citation, Passage, RemovedSentence
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
     from rag.catalog import Catalog
     from rag.judge import AnswerJudge
-    from rag.llm import ChatModel
 
 NOT_FOUND = "I could not find the answer to this question in the articles."
 
@@ -87,7 +88,8 @@ class AnswererParts:
     """The shared components an answerer may use, created once and only when asked for.
 
     ``judge`` is the trained answer model (``rag.judge``), ``analyzer`` the spaCy question
-    analyzer, ``catalog`` the archive's article list and names, ``chat_model`` the LLM.
+    analyzer, ``catalog`` the archive's article list and names, ``chat_model`` the LLM (a
+    LangChain ``BaseChatModel``).
     """
 
     def __init__(
@@ -98,7 +100,7 @@ class AnswererParts:
         *,
         judge: Callable[[], AnswerJudge],
         catalog: Callable[[], Catalog],
-        chat_model: Callable[[], ChatModel],
+        chat_model: Callable[[], BaseChatModel],
     ) -> None:
         self.settings = settings
         self.embedder = embedder
@@ -113,7 +115,7 @@ class AnswererParts:
     def catalog(self) -> Catalog:
         return self._catalog()
 
-    def chat_model(self) -> ChatModel:
+    def chat_model(self) -> BaseChatModel:
         return self._chat_model()
 
 

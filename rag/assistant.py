@@ -29,6 +29,7 @@ from rag.answer import (
     create_answerer,
 )
 from rag.catalog import Catalog
+from rag.chat_models import create_chat_model
 from rag.config import Settings
 from rag.embed import Embedder, create_embedder
 from rag.errors import QuestionError
@@ -37,14 +38,15 @@ from rag.followup import Resolution, resolve_follow_up, rewrite_question
 from rag.index import Indexer, IngestReport
 from rag.judge import AnswerJudge, PreparingJudge, create_judge
 from rag.lexical import LexicalIndex
-from rag.llm import ChatModel, create_chat_model
 from rag.rerank import rerank
 from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
 from rag.schema import Answer, AnswerDelta, AnswerEvent, Article, Headline
 from rag.store import ChromaStore
 from rag.vectors import VectorFile
 
-if TYPE_CHECKING:  # LangChain is imported only when asked for (as_runnable)
+if TYPE_CHECKING:  # LangChain is imported only when asked for (as_runnable, answerer llm)
+    from langchain_core.language_models import BaseChatModel
+
     from rag.chain import AnswerRunnable
 
 log = logging.getLogger(__name__)
@@ -65,13 +67,14 @@ class Assistant:
         settings: Settings,
         embedder: Embedder,
         store: ChromaStore,
-        chat_model: ChatModel | None = None,
+        chat_model: BaseChatModel | None = None,
         judge: AnswerJudge | None = None,
         analyzer: QuestionAnalyzer | None = None,
     ) -> None:
-        """Parts not handed in are created on first use: the chat model named by
-        ``settings.llm_provider`` (only for ``answerer == "llm"``), the packaged trained answer
-        judge, the spaCy question analyzer."""
+        """Parts not handed in are created on first use: the chat model (any LangChain
+        ``BaseChatModel``; by default the one ``settings.llm`` names, only for
+        ``answerer == "llm"``), the packaged trained answer judge, the spaCy question
+        analyzer."""
         self.settings = settings
         self.embedder = embedder
         self.store = store
@@ -185,10 +188,10 @@ class Assistant:
             self._lexical = None
             self._version_checked_at = float("-inf")
 
-    def chat_model(self) -> ChatModel:
+    def chat_model(self) -> BaseChatModel:
         with self._parts_lock:
             if self._chat_model is None:
-                self._chat_model = create_chat_model(self.settings)
+                self._chat_model = create_chat_model(self.settings.llm)
             return self._chat_model
 
     def judge(self) -> AnswerJudge:

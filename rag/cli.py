@@ -361,7 +361,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from rag.api import create_app
 
     assistant = _open(settings)
-    api = create_app(assistant, settings, chat=app.build_app(assistant))
+    api = create_app(assistant, settings.serve, chat=app.build_app(assistant))
     if assistant.store.count() == 0:
         print(
             "warning: the index is empty: add articles with `rag ingest` or POST /v1/articles",
@@ -369,15 +369,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     keys = len(api.state.api.keys)
     access = f"{keys} API key(s)" if keys else "no API keys: reads open, writes disabled"
-    base = f"http://{settings.host}:{settings.port}"
+    serve = settings.serve
+    base = f"http://{serve.host}:{serve.port}"
     print(
         f"Serving on {base}: chat {base}/chat/, API {base}/v1 (docs {base}/docs); {access}",
         file=sys.stderr,
     )
     uvicorn.run(
         api,
-        host=settings.host,
-        port=settings.port,
+        host=serve.host,
+        port=serve.port,
         log_level="warning",
         timeout_graceful_shutdown=5,  # open event streams must not hold up Ctrl-C
     )

@@ -27,11 +27,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.analyze import PERSON_ROLES, QuestionAnalysis, QuestionAnalyzer
-from rag.llm import ChatMessage, ChatModel, ChatModelError
+from rag.chat_models import ChatModelError, generate_text
 from rag.prompts import PROMPTS_DIR, render_prompt
 from rag.text import STOPWORDS, content_terms
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +172,7 @@ def _substitute(question: str, analysis: QuestionAnalysis, before: QuestionAnaly
 
 
 def rewrite_question(
-    chat_model: ChatModel,
+    chat_model: BaseChatModel,
     question: str,
     history: Sequence[str],
     analyzer: QuestionAnalyzer,
@@ -195,7 +199,7 @@ def rewrite_question(
         question=question,
     )
     try:
-        reply = chat_model.generate([ChatMessage("user", prompt)])
+        reply = generate_text(chat_model, [("human", prompt)])
     except ChatModelError as e:
         logger.warning("rewriting the follow-up failed (%s); searching offline", e)
         return Resolution(

@@ -1,19 +1,23 @@
-"""The LLM answerer: a chat model writes the answer, the verifier decides what is shown.
+"""The LLM answerer: a LangChain chat model writes the answer, the verifier decides what is shown.
 
-``LLMAnswerer`` answers from the retrieved passages in four steps:
+``LLMAnswerer`` takes any LangChain ``BaseChatModel`` (``rag.chat_models`` builds one from the
+settings: ``ChatOpenAI`` for an OpenAI-compatible endpoint, xllamacpp for a local GGUF, or what
+``init_chat_model`` knows) and answers from the retrieved passages in four steps:
 
 1. It asks the extractive answerer first, whose trained answer judge is the gate: when it
    declines (no sentence answers), the model is not called at all and the refusal stands.
    Questions about articles themselves and broad digests are answered extractively too.
 2. It renders the prompts (``rag/prompts/system.txt``, ``answer.txt``, ``passage.txt``) with the
-   passages numbered [1]..[k] and asks the chat model, whole (``answer``) or streamed
-   (``stream``, which yields an ``AnswerDelta`` per text piece).
+   passages numbered [1]..[k] as a system and a human message, and asks the chat model, whole
+   (``answer``: ``invoke``) or streamed (``stream``, which yields an ``AnswerDelta`` per text
+   piece the model streams).
 3. ``rag.verify`` checks every sentence; unsupported ones are removed and reported, markers are
    renumbered and each cited passage gets a verbatim quote. A reply that says it does not know
    is a refusal.
-4. When the model fails (unreachable, timeout, HTTP error, empty or malformed reply) or too
-   little of its answer survives (e.g. no sentence cites a passage), the extractive answer is
-   returned with a short notice; the error is logged, never raised.
+4. When the model fails (unreachable, timeout, HTTP error, empty or malformed reply, any
+   exception of the provider) or too little of its answer survives (e.g. no sentence cites a
+   passage), the extractive answer is returned with a short notice; the error is logged, never
+   raised. Timeouts and retries are the chat model's own options.
 
 Follow-ups are rewritten in ``rag.followup``. This module does not retrieve, and it never
 shows text the verifier has not passed.
@@ -24,6 +28,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from rag.answer import (
     NOT_FOUND,
@@ -34,11 +41,14 @@ from rag.answer import (
     create_answerer,
     register_answerer,
 )
+from rag.chat_models import ChatModelError, generate_text, stream_text
 from rag.config import AnswerSettings
-from rag.llm import ChatMessage, ChatModel, ChatModelError
 from rag.prompts import PROMPTS_DIR, render_prompt
 from rag.schema import AnswerDelta, Passage
 from rag.verify import verify_answer
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +70,7 @@ class LLMAnswerer:
     def __init__(
         self,
         settings: AnswerSettings,
-        chat_model: ChatModel,
+        chat_model: BaseChatModel,
         extractive: Answerer,
         prompts_dir: Path = PROMPTS_DIR,
     ) -> None:
@@ -69,7 +79,7 @@ class LLMAnswerer:
         self.extractive = extractive
         self.prompts_dir = prompts_dir
 
-    def messages(self, question: str, passages: Sequence[Passage]) -> list[ChatMessage]:
+    def messages(self, question: str, passages: Sequence[Passage]) -> list[BaseMessage]:
         """The system rules and the question with its passages numbered [1]..[k]."""
         numbered = "\n\n".join(
             render_prompt(
@@ -94,7 +104,7 @@ class LLMAnswerer:
             not_found=DONT_KNOW,
             max_sentences=sentences,
         )
-        return [ChatMessage("system", system), ChatMessage("user", user)]
+        return [SystemMessage(system), HumanMessage(user)]
 
     def answer(self, request: AnswerRequest, *, use_model: bool = True) -> Draft:
         """The verified answer, the extractive one with a notice, or a refusal."""
@@ -125,12 +135,12 @@ class LLMAnswerer:
         try:
             if streaming:
                 pieces: list[str] = []
-                for piece in self.chat_model.stream(messages):
+                for piece in stream_text(self.chat_model, messages):
                     pieces.append(piece)
                     yield AnswerDelta(piece)
                 reply = "".join(pieces)
             else:
-                reply = self.chat_model.generate(messages)
+                reply = generate_text(self.chat_model, messages)
         except ChatModelError as e:
             logger.warning("the chat model failed (%s); answering extractively", e)
             yield extractive.with_notices(MODEL_FAILED_NOTICE)

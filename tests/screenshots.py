@@ -10,8 +10,8 @@ and drives Debian's chromium through playwright. For each width it saves:
 
 1. ``answer-W.png``: an answer with its source cards;
 2. ``article-W.png``: the article view, opened from the first card;
-3. ``archive-W.png``: the Archive tab with an outlet and a date filter applied;
-4. ``refusal-W.png``: a refusal with the nearest headlines.
+3. ``archive-W.png``: the Archive tab with an outlet and a date filter applied (whole page);
+4. ``refusal-W.png``: a refusal with the nearest headlines, in a new chat.
 
 It is a script, not a test: it writes files for people to look at and asserts nothing beyond
 each step having appeared (every wait is bounded).
@@ -97,9 +97,11 @@ def shoot(url: str, out: Path) -> list[Path]:
                 page.goto(f"{url}/chat/")
                 page.locator("#rag-question textarea").wait_for(state="visible")
 
-                def save(name: str, *, page: Any = page, width: int = width) -> None:
+                def save(
+                    name: str, *, page: Any = page, width: int = width, full: bool = False
+                ) -> None:
                     path = out / f"{name}-{width}.png"
-                    page.screenshot(path=str(path))
+                    page.screenshot(path=str(path), full_page=full)
                     saved.append(path)
 
                 answer = ask(page, ANSWER_Q)
@@ -118,11 +120,13 @@ def shoot(url: str, out: Path) -> list[Path]:
                 page.locator(".rag-list").filter(has_text="match the filters").wait_for()
                 page.wait_for_timeout(600)
                 page.evaluate("() => window.scrollTo(0, 0)")
-                save("archive")
+                save("archive", full=True)
                 page.get_by_role("button", name="Clear filters").click()
                 page.wait_for_timeout(600)
 
                 page.get_by_role("tab", name="Chat").click()
+                page.evaluate("() => window.scrollTo(0, 0)")
+                page.get_by_role("button", name="Clear", exact=True).click()  # a new chat
                 refusal = ask(page, REFUSAL_Q)
                 refusal.locator(".rag-nearest").wait_for(state="visible")
                 save("refusal")

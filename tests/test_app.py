@@ -516,7 +516,7 @@ def test_filters_are_the_apis_and_the_list_applies_them() -> None:
     )
     assert [a.article_id for a in app.filter_articles(articles, filters)] == ["a2"]
     assert app.describe_filters(filters) == (
-        "articles, from ABC News, dated 1 January 2017 to 31 December 2017"
+        "articles from ABC News, dated 1 January 2017 to 31 December 2017"
     )
     with pytest.raises(Exception, match="date_from must be an ISO date"):
         app.make_filters("June", "", [], [], [])
@@ -602,3 +602,22 @@ def test_stopping_removes_an_unchecked_draft() -> None:
     assert "rag-draft" not in str(shown) and "Stopped" in str(shown[-1])
     final = {"role": "assistant", "content": "<div class='rag-answer' id='k'>A [1].</div>"}
     assert app.stopped([final])[0] == [final]
+
+
+def test_a_quote_that_is_its_whole_paragraph_gets_the_neighbouring_ones() -> None:
+    text = "First paragraph of the piece.\n\nThe quote itself.\n\nThe paragraph after it."
+    start = text.index("The quote")
+    low, high = render.paragraph_around(text, start, start + len("The quote itself."))
+    assert text[low:high] == text
+    cited = Citation(1, "x", "T", "", "2020-01-01", "", "The quote itself.", "c", 1.0)
+    card = render.render_card([cited], "k", text, {})
+    assert "First paragraph of the piece.<br><mark" in card
+    assert "</mark><br>The paragraph after it." in card
+
+
+def test_notices_say_what_was_searched_for() -> None:
+    answer = make_answer(
+        FOLLOW_UP, "She said so [1].", [DIGITAL_STRATEGY], notices=["Searched for: “Kallas”."]
+    )
+    html = render.render_answer(answer, "k", {})
+    assert '<p class="rag-notice">Searched for: “Kallas”.</p>' in html

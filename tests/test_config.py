@@ -417,3 +417,16 @@ def test_a_non_number_in_any_numeric_variable_names_it() -> None:
     for var in numeric:
         with pytest.raises(SettingsError, match=rf"\({var}\) must be a number, got 'lots'"):
             Settings.from_env({var: "lots"})
+
+
+def test_assistant_open_hands_each_component_its_own_section(settings: Settings) -> None:
+    from rag.assistant import Assistant
+
+    assistant = Assistant.open(settings.replace(top_k=4, max_answer_sentences=2))
+    assert assistant.retriever().settings is assistant.settings.retrieval
+    assert assistant.retriever().settings.top_k == 4
+    assert assistant.parts.settings is assistant.settings.answer
+    assert assistant.answerer().settings is assistant.settings.answer  # type: ignore[attr-defined]
+    assert assistant._indexer().settings is assistant.settings.index
+    for part in (assistant.retriever(), assistant.parts, assistant._indexer()):
+        assert not isinstance(part.settings, Settings)

@@ -1,31 +1,36 @@
-"""The LLM answerer wired into the assistant, the CLI and the eval harness, against a fake
-OpenAI-compatible server and the fake embedder: verified answers, refusals before generation,
+"""The LLM answerer wired into the assistant, the CLI and the eval harness: LangChain's
+ChatOpenAI against a fake OpenAI-compatible server on 127.0.0.1, and LangChain's fake chat models
+through the real registry, with the fake embedder: verified answers, refusals before generation,
 follow-up rewriting, and fallbacks to the extractive answer that never crash."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import (
+    FakeListChatModel,
+    GenericFakeChatModel,
+)
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from rag.analyze import QuestionAnalyzer
 from rag.answer import NOT_FOUND
 from rag.assistant import Assistant
+from rag.chat_models import ChatModelOptions, register_chat_model
 from rag.cite import MARKER, citation_problems
 from rag.cli import main
 from rag.config import Settings
 from rag.followup import is_greeting, rewrite_question
 from rag.generate import MODEL_FAILED_NOTICE, UNVERIFIED_NOTICE, LLMAnswerer, removed_notice
-from rag.llm import ChatMessage, ChatModelError
 from rag.schema import Answer, AnswerDelta
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
 from tests.fake_openai import FakeOpenAIServer, Reply
 
 ARTICLE = """---
@@ -105,7 +110,7 @@ def test_a_faithful_cited_answer_is_shown_with_its_source(
     (citation,) = answer.citations
     assert citation.article_id == "eu-strategy" and "India, South Korea and Japan" in citation.quote
     (request,) = server.requests
-    assert request.body["stream"] is False
+    assert not request.body.get("stream")
     assert (
         "[1] Why Europe Should Double Down On Its Global Tech Ties (2025-06-05)" in request.prompt
     )
@@ -324,39 +329,27 @@ def test_greetings_and_standalone_questions_are_not_rewritten(
     assert answer.search_query == PARTNERS_Q and len(server.requests) == 1
 
 
-class _Scripted:
-    """A chat model that returns queued replies (or raises) and counts its calls."""
+class _Failing(FakeListChatModel):
+    """LangChain's fake chat model, failing as a provider with a bug would."""
 
-    model_id = "scripted"
-
-    def __init__(self, *replies: str | Exception) -> None:
-        self.replies = list(replies)
-        self.calls = 0
-
-    def generate(self, messages: object) -> str:
-        self.calls += 1
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    def stream(self, messages: object) -> Iterator[str]:
-        yield self.generate(messages)
+    def _call(self, *args: Any, **kwargs: Any) -> str:
+        self.i += 1
+        raise RuntimeError("provider bug")
 
 
 def test_rewrite_question_rules() -> None:
     analyzer = QuestionAnalyzer()
-    model = _Scripted('"What did Kaja Kallas say about Asia?"')
+    model = FakeListChatModel(responses=['"What did Kaja Kallas say about Asia?"', "unused"])
     rewrite = rewrite_question(
         model, "What did she say?", ["Who is Kaja Kallas?"], analyzer, max_chars=100
     )
     assert (rewrite.query, rewrite.by_model) == ("What did Kaja Kallas say about Asia?", True)
     alone = rewrite_question(model, "What did she say?", [], analyzer, max_chars=100)
     assert alone.query == "What did she say?"
-    failing = _Scripted(ChatModelError("down"))
+    failing = _Failing(responses=["never"])
     fallback = rewrite_question(failing, "Why?", ["Who signed?"], analyzer, max_chars=100)
     assert fallback.model_failed and fallback.query == "Who signed? Why?"
-    assert model.calls == 1 and failing.calls == 1
+    assert model.i == 1 and failing.i == 1
 
 
 @pytest.mark.parametrize("text", ["Hi", "hello there!", "Thanks a lot", "Good morning", "ok"])
@@ -374,10 +367,12 @@ def test_the_assistant_can_be_handed_a_chat_model(
 ) -> None:
     extractive = Assistant.open(settings)
     extractive.ingest([corpus], progress=False)
-    model = _Scripted(PARTNERS_REPLY)
+    model = GenericFakeChatModel(messages=iter([AIMessage(PARTNERS_REPLY)]))
     assistant = Assistant(llm_settings, extractive.embedder, extractive.store, chat_model=model)
     answer = assistant.ask(PARTNERS_Q)
-    assert model.calls == 1 and "India" in answer.answer and answer.notices == ()
+    assert "India" in answer.answer and answer.notices == () and valid(answer)
+    with pytest.raises(StopIteration):  # its one reply was used, once
+        next(model.messages)
 
 
 def test_an_unexpected_provider_exception_does_not_crash_the_answer(
@@ -385,10 +380,33 @@ def test_an_unexpected_provider_exception_does_not_crash_the_answer(
 ) -> None:
     extractive = Assistant.open(settings)
     extractive.ingest([corpus], progress=False)
-    model = _Scripted(RuntimeError("provider bug"))
+    model = _Failing(responses=["never"])
     assistant = Assistant(llm_settings, extractive.embedder, extractive.store, chat_model=model)
     answer = assistant.ask(PARTNERS_Q)
     assert not answer.refused and answer.notices == (MODEL_FAILED_NOTICE,)
+    assert model.i == 1
+
+
+def _queued(options: ChatModelOptions) -> BaseChatModel:
+    """A registered provider for tests: LangChain's fake model, streaming a scripted reply."""
+    return GenericFakeChatModel(messages=iter([AIMessage(QUEUED[options.model])]))
+
+
+QUEUED = {"africa": AFRICA_REPLY, "partners": PARTNERS_REPLY}
+register_chat_model("queued", _queued)
+
+
+def test_a_chat_model_chosen_by_provider_and_model_streams_a_verified_answer(
+    settings: Settings, corpus: Path
+) -> None:
+    assistant = Assistant.open(settings.replace(answerer="llm", llm="queued:africa"))
+    assistant.ingest([corpus], progress=False)
+    events = list(assistant.stream(AFRICA_Q))
+    deltas = [e.text for e in events if isinstance(e, AnswerDelta)]
+    final = events[-1]
+    assert len(deltas) > 1 and "".join(deltas) == AFRICA_REPLY  # the model's own pieces
+    assert isinstance(final, Answer) and "1.5" not in final.answer and valid(final)
+    assert [r.sentence for r in final.removed] == [INVENTED.replace(" [1].", ".")]
 
 
 def test_the_prompt_numbers_the_passages_with_title_and_date(assistant: Assistant) -> None:
@@ -396,9 +414,9 @@ def test_the_prompt_numbers_the_passages_with_title_and_date(assistant: Assistan
     assert isinstance(generator, LLMAnswerer)
     passages = assistant.retriever().search(PARTNERS_Q).passages
     system, user = generator.messages(PARTNERS_Q, passages)
-    assert isinstance(system, ChatMessage) and system.role == "system"
-    assert user.role == "user" and user.content.count("[1] Why Europe") == 1
-    assert "2025-06-05" in user.content and passages[0].text.strip() in user.content
+    assert isinstance(system, SystemMessage) and isinstance(user, HumanMessage)
+    assert user.text.count("[1] Why Europe") == 1
+    assert "2025-06-05" in user.text and passages[0].text.strip() in user.text
 
 
 # -- the UI shows notices -------------------------------------------------------------------------
@@ -499,59 +517,3 @@ def test_cli_eval_runs_with_the_llm_answerer_and_counts_removed_sentences(
     metrics = json.loads(report.read_text(encoding="utf-8"))["metrics"]
     assert metrics["verifier_removed"] == 1 and metrics["citation_validity"] == 1.0
     assert len(fake.requests) == 1  # the unanswerable question never reached the model
-
-
-# -- a real local model (optional extra) ----------------------------------------------------------
-
-
-@pytest.mark.integration
-def test_the_real_pipeline_with_a_llama_cpp_server(real_settings: Settings) -> None:
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError as e:
-        # The only skip in the suite: llama-cpp-python is an optional extra that builds from
-        # source (~6 min), so it is not in the default install.
-        pytest.skip(f"llama-cpp-python not installed: {e} (pip install 'newsroom-rag[llamacpp]')")
-    gguf = os.environ.get("RAG_TEST_GGUF", "")
-    if not gguf or not Path(gguf).is_file():
-        pytest.skip(f"llama-cpp-python is installed but RAG_TEST_GGUF names no file: {gguf!r}")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "llama_cpp.server", "--model", gguf),
-            *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_batch", "512"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "the llama.cpp server exited"
-            assert time.monotonic() < deadline, "the llama.cpp server did not start in 120 s"
-            time.sleep(1)
-        settings = real_settings.replace(
-            answerer="llm", llm_base_url=f"http://127.0.0.1:{port}/v1", llm_timeout_s=120
-        )
-        assistant = Assistant.open(settings)
-        corpus = REPO / "corpus"
-        assistant.ingest([corpus], progress=False)
-        dated = assistant.ask(
-            "On what date were the International Digital Strategy proposals published?"
-        )
-        assert valid(dated), dated
-        assert dated.refused or "June 5" in dated.answer
-        for sentence in dated.removed:
-            print(f"verifier removed {sentence.sentence!r}: {sentence.reason}")
-        africa = assistant.ask("How much money did the EU allocate to Africa?")
-        assert valid(africa) and "1.5" not in africa.answer
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

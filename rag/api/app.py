@@ -36,7 +36,7 @@ from rag.api.security import (
 from rag.api.state import ApiState
 from rag.apidocs import add_api_docs
 from rag.assistant import Assistant
-from rag.config import Settings
+from rag.config import ServeSettings
 from rag.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def gradio_script_name() -> str:
 
 
 def create_app(
-    assistant: Assistant, settings: Settings, *, chat: gr.Blocks | None = None
+    assistant: Assistant, settings: ServeSettings, *, chat: gr.Blocks | None = None
 ) -> FastAPI:
     """The API around ``assistant``, with ``chat`` (when given) mounted at ``/chat``.
 

@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
 from rag.apidocs import STATIC_FILE
-from rag.config import Settings
+from rag.config import ServeSettings
 from rag.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ _OPEN_ASSET = re.compile(r"/assets/[^/]+")
 # --- keys and sessions ------------------------------------------------------------------------
 
 
-def load_api_keys(settings: Settings) -> tuple[str, ...]:
+def load_api_keys(settings: ServeSettings) -> tuple[str, ...]:
     """The keys from ``api_keys`` (comma-separated) and ``api_keys_file`` (one a line, ``#``
     comment lines), without duplicates.
 

@@ -32,7 +32,7 @@ from rag.api.limits import AskGate
 from rag.api.security import ApiKeys, Sessions
 from rag.assistant import Assistant
 from rag.chunk import chunk_article
-from rag.config import Settings
+from rag.config import ServeSettings
 from rag.embed import Embedder, Vectors
 from rag.errors import IndexNotBuiltError, ProviderError
 from rag.index import IngestReport, embedding_text
@@ -120,7 +120,7 @@ def _sum_reports(reports: Sequence[IngestReport]) -> IngestReport:
 class ApiState:
     """The assistant(s), the keys and chat sessions, warm-up state, the writer and the jobs."""
 
-    def __init__(self, assistant: Assistant, settings: Settings, keys: ApiKeys) -> None:
+    def __init__(self, assistant: Assistant, settings: ServeSettings, keys: ApiKeys) -> None:
         self.assistant = assistant
         self.settings = settings
         self.keys = keys

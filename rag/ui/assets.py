@@ -25,6 +25,8 @@ CSS = """
 #rag-header p { margin: 0; color: #374151; font-size: .95rem; }
 .dark #rag-header p { color: #d1d5db; }
 #rag-chatbot { height: calc(100dvh - 235px) !important; min-height: 320px; }
+[data-testid="block-info"] { color: #374151 !important; }
+.dark [data-testid="block-info"] { color: #e5e7eb !important; }
 textarea::placeholder, input::placeholder { color: #595f69 !important; opacity: 1 !important; }
 .dark textarea::placeholder, .dark input::placeholder { color: #b6bcc6 !important; }
 .gradio-container footer:not(.rag-footer) {
@@ -74,18 +76,22 @@ button.rag-copy { border: 1px solid #6b7280; border-radius: 6px; padding: .15rem
 .rag-article { max-width: 46rem; line-height: 1.6; }
 .rag-article h2 { font-size: 1.35rem; margin: .2rem 0 .3rem 0; }
 .rag-article mark.rag-quote { scroll-margin-top: 6rem; }
-.rag-stats h2, .rag-list h2 { font-size: 1.15rem; margin: .2rem 0 .3rem 0; }
+.rag-stats h2, h2.rag-list-title { font-size: 1.15rem; margin: .2rem 0 .3rem 0; }
 .rag-filters-note { margin: 0; font-size: .9rem; color: #374151; }
 .dark .rag-filters-note { color: #d1d5db; }
 #rag-glue { display: none !important; }
 @media (max-width: 640px) {
-  .gradio-container { padding: 2px 6px !important; }
+  .gradio-container { padding: 2px 0 !important; }
+  .gradio-container .main { padding-left: 6px !important; padding-right: 6px !important; }
   #rag-header { margin-top: -8px; }
   #rag-header h1 { font-size: 1.15rem; }
   #rag-header p { display: none; }
   #rag-chatbot { height: calc(100dvh - 212px) !important; min-height: 300px; }
   .rag-footer { font-size: .85rem; }
   .rag-card { padding: .5rem .55rem; }
+  #rag-chatbot .message-row { padding-left: 6px !important; padding-right: 6px !important; }
+  #rag-chatbot .message-row > .role > .message { padding-left: 4px !important;
+    padding-right: 4px !important; }
 }
 </style>
 """
@@ -228,11 +234,15 @@ OPENER_JS = r"""
 window.__ragOpenArticle = (request) => { props.value = request; trigger('click'); };
 """
 
-# After the article view renders: bring its first highlighted passage into view.
+# After the article view renders: bring its first highlighted passage into view. The Article
+# tab may mount only when first shown, with the article already in it, so also on load.
 ARTICLE_JS = r"""
-watch('value', () => {
+const reveal = () => setTimeout(() => {
   const first = element.querySelector('mark.rag-quote');
-  const top = element.querySelector('h2');
-  (first || top || element).scrollIntoView({ block: first ? 'center' : 'start' });
-});
+  const body = element.querySelector('.rag-article-body');
+  if (first) first.scrollIntoView({ block: 'center' });
+  else if (body) element.scrollIntoView({ block: 'start' });
+}, 250);
+watch('value', reveal);
+reveal();
 """

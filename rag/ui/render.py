@@ -31,6 +31,8 @@ from rag.ui.markdown import format_date, group_by_article, parse_date, safe_url
 # Longest paragraph shown whole around a quote; longer ones are cut to this much context.
 MAX_PARAGRAPH_CHARS = 900
 CONTEXT_CHARS = 280
+# A paragraph with fewer characters than this besides its quote gets its neighbours as context.
+MIN_CONTEXT_CHARS = 60
 LISTED_ARTICLES = 50
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -132,31 +134,60 @@ def find_quote(text: str, quote: str, near: int = 0) -> tuple[int, int] | None:
     return (match.start(), match.end()) if match else None
 
 
+def _clip_low(text: str, floor: int, start: int) -> int:
+    """Where context before ``start`` begins: at most ``CONTEXT_CHARS`` back, not before
+    ``floor``, at a sentence start (else a word start)."""
+    low = max(floor, start - CONTEXT_CHARS)
+    if low > floor:
+        ends = [m.end() for m in _SENTENCE_END.finditer(text, low, start)]
+        if ends:
+            return ends[0]
+        space = text.find(" ", low, start)
+        return space + 1 if space >= 0 else low
+    return low
+
+
+def _clip_high(text: str, end: int, ceiling: int) -> int:
+    """Where context after ``end`` stops: at most ``CONTEXT_CHARS`` on, not past ``ceiling``,
+    at a sentence end (else a word end)."""
+    high = min(ceiling, end + CONTEXT_CHARS)
+    if high < ceiling:
+        ends = [m.end() for m in _SENTENCE_END.finditer(text, end, high)]
+        if ends:
+            return ends[-1]
+        space = text.rfind(" ", end, high)
+        return space if space > end else high
+    return high
+
+
 def paragraph_around(text: str, start: int, end: int) -> tuple[int, int]:
     """The paragraph (line) holding ``text[start:end]``, cut to some sentences of context on
-    each side when it is long (a news CSV often has the whole article on one line)."""
+    each side when it is long (a news CSV often has the whole article on one line). When the
+    paragraph is little more than the quote, the paragraphs before and after it (cut the same
+    way) are the context instead, so that a reader sees what surrounds the quote."""
     para_start = text.rfind("\n", 0, start) + 1
     para_end = text.find("\n", end)
     para_end = len(text) if para_end < 0 else para_end
-    if para_end - para_start <= MAX_PARAGRAPH_CHARS:
+    if para_end - para_start > MAX_PARAGRAPH_CHARS:
+        return _clip_low(text, para_start, start), _clip_high(text, end, para_end)
+    if (para_end - para_start) - (end - start) >= MIN_CONTEXT_CHARS:
         return para_start, para_end
-    low = max(para_start, start - CONTEXT_CHARS)
-    if low > para_start:  # start at a sentence, else at a word
-        ends = [m.end() for m in _SENTENCE_END.finditer(text, low, start)]
-        if ends:
-            low = ends[0]
-        else:
-            space = text.find(" ", low, start)
-            low = space + 1 if space >= 0 else low
-    high = min(para_end, end + CONTEXT_CHARS)
-    if high < para_end:
-        ends = [m.end() for m in _SENTENCE_END.finditer(text, end, high)]
-        if ends:
-            high = ends[-1]
-        else:
-            space = text.rfind(" ", end, high)
-            high = space if space > end else high
+    low, high = para_start, para_end
+    before = text[:para_start].rstrip()
+    if before:  # the previous paragraph, its end
+        low = _clip_low(text, before.rfind("\n") + 1, len(before))
+    rest = text[para_end:]
+    after = para_end + len(rest) - len(rest.lstrip())
+    if after < len(text):  # the next paragraph, its beginning
+        next_end = text.find("\n", after)
+        high = _clip_high(text, after, len(text) if next_end < 0 else next_end)
     return low, high
+
+
+def _text_html(text: str) -> str:
+    """Escaped context text on one line, a paragraph break in it shown as a line break."""
+    pieces = [_one_line(p) for p in re.split(r"\n\s*\n|\n", text)]
+    return "<br>".join(esc(p) for p in pieces if p) if text.strip() else ""
 
 
 # --- answers ----------------------------------------------------------------------------------
@@ -210,12 +241,16 @@ def _excerpt_html(text: str, excerpt: _Excerpt, key: str, article_date: str) -> 
         if start < position:  # overlaps the previous quote: its number points there too
             parts.append(f'<span class="rag-n" id="{esc(quote_id(key, citation.n))}"></span>')
             continue
-        parts.append(esc(_one_line(text[position:start])) + (" " if start > position else ""))
+        before = text[position:start]
+        if before.strip():
+            parts.append(_text_html(before) + ("<br>" if "\n" in before[-3:] else " "))
+        elif parts:
+            parts.append(" ")
         parts.append(_quote_html(text[start:end], citation, key, article_date))
         position = end
-    parts.append(
-        (" " if excerpt.end > position else "") + esc(_one_line(text[position : excerpt.end]))
-    )
+    rest = text[position : excerpt.end]
+    if rest.strip():
+        parts.append(("<br>" if "\n" in rest[:3] else " ") + _text_html(rest))
     if excerpt.end < len(text) and text[excerpt.end : excerpt.end + 1] != "\n":
         parts.append(" …")
     return '<blockquote class="rag-excerpt">' + "".join(parts).strip() + "</blockquote>"
@@ -480,7 +515,7 @@ def render_article_list(articles: Sequence[ArticleInfo], total: int, query: str 
         for a in shown
     )
     return (
-        '<section class="rag-list"><h2>Articles</h2>'
+        '<section class="rag-list">'
         f'<p class="rag-summary" role="status">{summary}</p>'
         f"<ul>{items}</ul></section>"
     )
