@@ -9,7 +9,7 @@ to date, which changes nothing when nothing changed), serves ``rag serve``'s app
 and drives Debian's chromium through playwright. For each width it saves:
 
 1. ``answer-W.png``: an answer with its source cards;
-2. ``article-W.png``: the article view, opened from the first card;
+2. ``article-W.png``: the article view, opened from the last card;
 3. ``archive-W.png``: the Archive tab with an outlet and a date filter applied (whole page);
 4. ``refusal-W.png``: a refusal with the nearest headlines, in a new chat.
 
@@ -37,7 +37,7 @@ for _name, _value in {
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 WAIT_MS = 120_000
-ANSWER_Q = "Which countries does Brussels want to reinforce relationships with?"
+ANSWER_Q = "Who cast the tie-breaking vote to confirm Betsy DeVos?"
 REFUSAL_Q = "Who won the 1966 World Cup final?"
 OUTLET = "ABC News"
 DATE_FROM, DATE_TO = "2017-02-01", "2017-02-28"
@@ -106,7 +106,8 @@ def shoot(url: str, out: Path) -> list[Path]:
 
                 answer = ask(page, ANSWER_Q)
                 save("answer")
-                answer.locator("a.rag-open").first.click()
+                # The longest article of the answer shows most of what the view does.
+                answer.locator(".rag-card").last.locator("a.rag-open").click()
                 page.locator(".rag-article-body mark").first.wait_for(state="visible")
                 page.wait_for_timeout(400)
                 save("article")
