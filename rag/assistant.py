@@ -37,7 +37,7 @@ from rag.extract import JudgePrep
 from rag.followup import Resolution, resolve_follow_up, rewrite_question
 from rag.index import Indexer, IngestReport
 from rag.judge import AnswerJudge, PreparingJudge, create_judge
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalSearch, open_lexical
 from rag.rerank import rerank
 from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
 from rag.schema import Answer, AnswerDelta, AnswerEvent, Article, Headline
@@ -85,7 +85,7 @@ class Assistant:
         self._judge = judge
         self._answerer: Answerer | None = None
         self._parts_lock = threading.Lock()
-        self._lexical: LexicalIndex | None = None
+        self._lexical: LexicalSearch | None = None
         self._catalog: Catalog | None = None
         self._lexical_lock = threading.Lock()
         self._version_checked_at = float("-inf")
@@ -223,7 +223,10 @@ class Assistant:
         lexical = self._current_lexical()
         return HybridRetriever(self.settings.retrieval, self.embedder, self.store, lexical)
 
-    def _current_lexical(self) -> LexicalIndex:
+    def _current_lexical(self) -> LexicalSearch:
+        """The lexical index, brought up to date when the store's version moved on: an
+        ``fts5`` index applies only the articles that changed (shared by the processes of one
+        data dir, followed from the store's change log by replicas with their own)."""
         with self._lexical_lock:
             now = time.monotonic()
             if now - self._version_checked_at >= self.settings.index.refresh_interval_s:
@@ -231,10 +234,10 @@ class Assistant:
                 version = self.store.current_version()
             else:
                 version = self.store.index_version
-            if self._lexical is None or self._lexical.version != version:
-                self._lexical = LexicalIndex.load_or_build(
-                    self.settings.index.lexical_dir, self.store
-                )
+            if self._lexical is None:
+                self._lexical = open_lexical(self.settings.index, self.store)
+            elif self._lexical.version != version:
+                self._lexical = self._lexical.refreshed(self.store)
             return self._lexical
 
     # -- answering ------------------------------------------------------------------------------

@@ -12,9 +12,12 @@ read (so a bad file or an unreadable folder loses nothing); ``remove`` deletes a
 Readers never see part of an article: the store shows only each article's committed version
 (the rule is ``rag.store``'s), and the order of writes below keeps that version complete, or
 hides the article, at every point where a run can stop. The store's ``index_version`` changes
-before the first write and after the last, so the lexical index (a snapshot of what the store
-shows) is rebuilt after any run that wrote, even one that was stopped; and a run with nothing
-to write still rebuilds a lexical index that does not hold exactly what the store shows.
+before the first write and after the last, so the lexical index (what the store shows) follows
+after any run that wrote, even one that was stopped; and a run with nothing to write still
+makes a lexical index follow that does not hold exactly what the store shows of the articles
+given. Without ``prune``, a run reads only the given articles from the store, and the lexical
+index (``fts5``) reads only the articles that changed: adding one article is work in
+proportion to that article, not to the archive.
 What an answerer prepared for an article (``ArticlePrep``) is forgotten before the article's
 chunks are deleted, since once they are gone no run would know to forget it.
 Only one process may write an index at a time. Writers of one data dir hold its file lock
@@ -46,7 +49,7 @@ from rag.chunk import chunk_article
 from rag.config import IndexSettings
 from rag.embed import Embedder
 from rag.errors import IndexLockedError, IndexWriteError, ProviderError, RagError, SettingsError
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalSearch, open_lexical
 from rag.schema import Article, Chunk
 from rag.store import (
     LEASE_TTL_S,
@@ -214,8 +217,10 @@ class Indexer:
         progress: bool,
         run: _Run,
     ) -> IngestReport:
-        stored = self.store.chunks_by_article(include_uncommitted=True)
-        records = self.store.commit_records()
+        # Without prune only the given articles matter: adding one reads only its own chunks.
+        wanted = None if prune else {a.article_id for a in articles}
+        stored = self.store.chunks_by_article(include_uncommitted=True, article_ids=wanted)
+        records = self.store.commit_records(wanted)
         writes: list[_ArticleWrite] = []
         backfill: list[CommitRecord] = []
         added = updated = unchanged = 0
@@ -277,14 +282,14 @@ class Indexer:
         except (IndexLockedError, ProviderError) as e:
             raise _stopped(e, run, writes, unchanged, len(doomed)) from e
         try:
-            # Rebuilds only when the store moved on (or the files are missing): a no-op
-            # re-ingest costs a version check.
-            lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
-            if not changed and _lexical_view(lexical) != _shown_view(stored, records):
+            # Follows only when the store moved on (or the files are missing): a no-op
+            # re-ingest costs a version check, one new article the reading of its chunks.
+            lexical = open_lexical(self.settings, self.store)
+            if not changed and lexical.view(wanted) != _shown_view(stored, records):
                 # Saved by a reader while a run that was then stopped was writing: that run's
-                # versions bump came first, so the index looks current. Make it rebuild.
+                # versions bump came first, so the index looks current. Make it follow.
                 self.store.bump_version()
-                lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+                lexical = open_lexical(self.settings, self.store)
             self._prepare(lexical, replaced, progress)
         except (OSError, sqlite3.Error) as e:
             raise IndexWriteError(
@@ -387,7 +392,7 @@ class Indexer:
         """Delete every chunk of ``article_ids``; ids that are not indexed are ignored."""
         with self._writing() as run:
             wanted = list(dict.fromkeys(article_ids))
-            stored = self.store.chunks_by_article(include_uncommitted=True)
+            stored = self.store.chunks_by_article(include_uncommitted=True, article_ids=wanted)
             records = self.store.commit_records(wanted)
             found = [a for a in wanted if a in stored]
             to_delete = [cid for a in found for cid in stored[a]]
@@ -413,7 +418,7 @@ class Indexer:
                     if isinstance(e, IndexLockedError)
                     else IndexWriteError(message)
                 ) from e
-            lexical = LexicalIndex.load_or_build(self.settings.lexical_dir, self.store)
+            lexical = open_lexical(self.settings, self.store)
             self._prepare(lexical, (), progress=False)
             return IngestReport(
                 articles_removed=len(found),
@@ -433,19 +438,18 @@ class Indexer:
                 f"cannot update the sentence vectors in {self.settings.data_dir}: {e}"
             ) from e
 
-    def _prepare(self, lexical: LexicalIndex, replaced: Sequence[str], progress: bool) -> None:
+    def _prepare(self, lexical: LexicalSearch, replaced: Sequence[str], progress: bool) -> None:
         """Prepare every stored article not prepared in its current version (new, changed, or
         left incomplete by an interrupted run), after forgetting what was prepared for it and
-        for the articles that were replaced (removed ones were forgotten by ``_forget``)."""
+        for the articles that were replaced (removed ones were forgotten by ``_forget``).
+        Only the chunks of the articles to prepare are read."""
         if self.prep is None:
             return
-        by_article: dict[str, list[StoredChunk]] = {}
-        hashes: dict[str, str] = {}
-        for chunk in lexical.chunks:
-            article_id = str(chunk.metadata.get("article_id", ""))
-            by_article.setdefault(article_id, []).append(chunk)
-            hashes[article_id] = str(chunk.metadata.get("article_hash", ""))
+        hashes = lexical.article_hashes()
         todo = self.prep.pending(hashes)
+        by_article: dict[str, list[StoredChunk]] = {}
+        for chunk in lexical.article_chunks(todo):
+            by_article.setdefault(str(chunk.metadata.get("article_id", "")), []).append(chunk)
         # A partial or outdated preparation is dropped first, so nothing stale stays behind.
         self.prep.forget(list(dict.fromkeys([*replaced, *todo])))
         for article_id in tqdm(
@@ -571,10 +575,6 @@ def lies_under(source: str, places: Collection[str]) -> bool:
             if any(p == base or p.startswith(prefix) for p in spellings):
                 return True
     return False
-
-
-def _lexical_view(lexical: LexicalIndex) -> set[tuple[str, str]]:
-    return {(c.chunk_id, str(c.metadata.get("article_hash", ""))) for c in lexical.chunks}
 
 
 def _shown_view(

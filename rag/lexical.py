@@ -1,10 +1,17 @@
 """The lexical (BM25) index, derived from the vector store and kept beside it.
 
-Chroma cannot index sparse vectors locally, so BM25 lives here, built with ``bm25s`` from the
-same chunks, and saved under ``data_dir/lexical`` together with a copy of each chunk's text and
-metadata (so lexical hits need no round trip to the store). It records the store's
+Chroma cannot index sparse vectors locally, so BM25 lives beside it, behind one narrow
+interface (``LexicalSearch``) with two backends chosen by name (``settings.lexical``, from
+``open_lexical``'s registry): ``fts5``, SQLite FTS5 on disk, updated article by article as the
+store changes (``rag.lexical_fts``, the default: see ``train/FUSION.md`` and ``bench/README.md``
+for the comparison), and ``bm25s``, in memory, rebuilt from every chunk on any change (this
+module). Both index the same terms (``index_terms``) and apply filters inside the index (SQL
+conditions; for ``bm25s`` one prebuilt array per field, compared as a whole).
+
+The ``bm25s`` backend is saved under ``data_dir/lexical`` together with a copy of each chunk's
+text and metadata (so lexical hits need no round trip to the store). It records the store's
 ``index_version`` it was built from; when that differs, or the files are missing or unreadable,
-``LexicalIndex.load_or_build`` rebuilds it from the store. It never writes to the store.
+``Bm25sIndex.load_or_build`` rebuilds it from the store. It never writes to the store.
 
 Answers quote this copy, so it is checked like a record, not trusted like a cache: the manifest
 holds the chunk count and the SHA-256 of every file saved, and a copy that differs in any byte
@@ -20,14 +27,20 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from rag.store import ChromaStore, Metadata, StoredChunk
+from rag.errors import SettingsError
+from rag.store import ChromaStore, StoredChunk
 from rag.text import content_terms
+
+if TYPE_CHECKING:
+    from rag.config import IndexSettings
+    from rag.retrieve import SearchFilters
 
 _FORMAT = 2  # 2: the manifest carries the files' SHA-256
 log = logging.getLogger(__name__)
@@ -44,17 +57,97 @@ def index_terms(text: str, title: str = "") -> list[str]:
     return content_terms(f"{title}\n{text}" if title else text)
 
 
-class LexicalIndex:
-    """BM25 over every chunk of the store, with metadata filters applied as a mask."""
+class LexicalSearch(Protocol):
+    """What retrieval, the index stage and the catalogue need of a lexical index."""
+
+    name: str
+
+    @property
+    def version(self) -> str:
+        """The store ``index_version`` the index holds."""
+        ...
+
+    @property
+    def chunks(self) -> Sequence[StoredChunk]:
+        """Every chunk held (the catalogue reads them all)."""
+        ...
+
+    def search(self, query: str, k: int, filters: SearchFilters | None = None) -> list[LexicalHit]:
+        """The top ``k`` chunks for ``query`` by BM25 that ``filters`` accept."""
+        ...
+
+    def get(self, chunk_id: str) -> StoredChunk | None: ...
+
+    def article_chunks(self, article_ids: Collection[str]) -> list[StoredChunk]: ...
+
+    def article_hashes(self) -> dict[str, str]:
+        """The version (content hash) held of each article, by article id."""
+        ...
+
+    def view(self, article_ids: Collection[str] | None = None) -> set[tuple[str, str]]:
+        """(chunk id, article hash) of every chunk held (of ``article_ids`` when given)."""
+        ...
+
+    def refreshed(self, store: ChromaStore) -> LexicalSearch:
+        """This index brought up to date with ``store`` (itself, or a new one)."""
+        ...
+
+
+LexicalOpener = Callable[["IndexSettings", ChromaStore], LexicalSearch]
+_BACKENDS: dict[str, LexicalOpener] = {}
+
+
+def register_lexical(name: str, opener: LexicalOpener) -> None:
+    """Make a lexical backend available as ``settings.lexical == name``."""
+    _BACKENDS[name] = opener
+
+
+def available_lexical() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def open_lexical(settings: IndexSettings, store: ChromaStore) -> LexicalSearch:
+    """The lexical index ``settings.lexical`` names, up to date with ``store``."""
+    try:
+        opener = _BACKENDS[settings.lexical]
+    except KeyError:
+        raise SettingsError(
+            f"unknown lexical backend {settings.lexical!r};"
+            f" available: {', '.join(available_lexical())}"
+        ) from None
+    return opener(settings, store)
+
+
+def fts_path(settings: IndexSettings) -> Path:
+    """Where the ``fts5`` backend keeps its file."""
+    return settings.data_dir / "lexical.sqlite"
+
+
+def _open_fts(settings: IndexSettings, store: ChromaStore) -> LexicalSearch:
+    from rag.lexical_fts import FtsIndex
+
+    return FtsIndex.open(fts_path(settings), store)
+
+
+def _open_bm25s(settings: IndexSettings, store: ChromaStore) -> LexicalSearch:
+    return Bm25sIndex.load_or_build(settings.lexical_dir, store)
+
+
+class Bm25sIndex:
+    """BM25 over every chunk of the store, in memory, with metadata filters applied as a mask."""
+
+    name = "bm25s"
 
     def __init__(self, chunks: Sequence[StoredChunk], version: str, bm25: object | None) -> None:
         self.chunks = list(chunks)
         self.version = version
         self._bm25 = bm25
         self._positions = {c.chunk_id: i for i, c in enumerate(self.chunks)}
+        self._fields: dict[str, np.ndarray] | None = None
+        self.directory: Path | None = None
 
     @classmethod
-    def build(cls, chunks: Sequence[StoredChunk], version: str) -> LexicalIndex:
+    def build(cls, chunks: Sequence[StoredChunk], version: str) -> Bm25sIndex:
         import bm25s
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each build at DEBUG
@@ -67,18 +160,25 @@ class LexicalIndex:
         return cls(chunks, version, bm25)
 
     @classmethod
-    def load_or_build(cls, directory: Path, store: ChromaStore) -> LexicalIndex:
+    def load_or_build(cls, directory: Path, store: ChromaStore) -> Bm25sIndex:
         """The saved index if it matches the store's version, else a fresh one (saved)."""
         version = store.index_version
         loaded = cls.load(directory)
         if loaded is not None and loaded.version == version:
+            loaded.directory = directory
             return loaded
         index = cls.build(list(store.iter_chunks()), version)
         index.save(directory)
+        index.directory = directory
         return index
 
+    def refreshed(self, store: ChromaStore) -> Bm25sIndex:
+        if self.version == store.index_version or self.directory is None:
+            return self
+        return Bm25sIndex.load_or_build(self.directory, store)
+
     @classmethod
-    def load(cls, directory: Path) -> LexicalIndex | None:
+    def load(cls, directory: Path) -> Bm25sIndex | None:
         """The index saved in ``directory``, or None when missing, old, unreadable or not
         byte for byte what was saved (logged: it is then rebuilt)."""
         try:
@@ -136,16 +236,14 @@ class LexicalIndex:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def search(
-        self, query: str, k: int, keep: Callable[[Metadata], bool] | None = None
-    ) -> list[LexicalHit]:
-        """Top ``k`` chunks by BM25 for ``query``; only those whose metadata ``keep`` accepts."""
+    def search(self, query: str, k: int, filters: SearchFilters | None = None) -> list[LexicalHit]:
+        """Top ``k`` chunks by BM25 for ``query``; only those that ``filters`` accept."""
         terms = index_terms(query)
-        if self._bm25 is None or not terms:
+        if self._bm25 is None or not terms or k <= 0:
             return []
         mask = None
-        if keep is not None:
-            mask = np.fromiter((keep(c.metadata) for c in self.chunks), dtype=bool)
+        if filters is not None and not filters.empty:
+            mask = self._mask(filters)
             if not mask.any():
                 return []
         k = min(k, len(self.chunks))
@@ -158,9 +256,58 @@ class LexicalIndex:
             if s > 0
         ]
 
+    def _mask(self, filters: SearchFilters) -> np.ndarray:
+        """The chunks ``filters`` accept, from one array per field (built once per index)."""
+        from rag.index import date_as_int
+
+        if self._fields is None:
+            self._fields = {
+                name: np.asarray([str(c.metadata.get(name, "")) for c in self.chunks], dtype=str)
+                for name in ("article_id", "author", "publisher")
+            }
+            self._fields["date_int"] = np.asarray(
+                [int(c.metadata.get("date_int", 0) or 0) for c in self.chunks], dtype=np.int64
+            )
+        mask = np.ones(len(self.chunks), dtype=bool)
+        for name, wanted in (
+            ("article_id", filters.article_ids),
+            ("author", filters.authors),
+            ("publisher", filters.publishers),
+        ):
+            if wanted:
+                mask &= np.isin(self._fields[name], list(wanted))
+        if filters.date_from:
+            mask &= self._fields["date_int"] >= date_as_int(filters.date_from)
+        if filters.date_to:
+            mask &= self._fields["date_int"] <= date_as_int(filters.date_to)
+        return mask
+
     def get(self, chunk_id: str) -> StoredChunk | None:
         position = self._positions.get(chunk_id)
         return None if position is None else self.chunks[position]
+
+    def article_chunks(self, article_ids: Collection[str]) -> list[StoredChunk]:
+        wanted = set(article_ids)
+        return [c for c in self.chunks if c.metadata.get("article_id") in wanted]
+
+    def article_hashes(self) -> dict[str, str]:
+        return {
+            str(c.metadata.get("article_id", "")): str(c.metadata.get("article_hash", ""))
+            for c in self.chunks
+        }
+
+    def view(self, article_ids: Collection[str] | None = None) -> set[tuple[str, str]]:
+        wanted = None if article_ids is None else set(article_ids)
+        return {
+            (c.chunk_id, str(c.metadata.get("article_hash", "")))
+            for c in self.chunks
+            if wanted is None or c.metadata.get("article_id") in wanted
+        }
+
+
+LexicalIndex = Bm25sIndex  # the name the bm25s backend had before there were two
+register_lexical("fts5", _open_fts)
+register_lexical("bm25s", _open_bm25s)
 
 
 def _digests(directory: Path) -> dict[str, str]:

@@ -10,7 +10,6 @@ choose answer sentences or decide to refuse.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from rag.embed import Embedder
 from rag.errors import RagError
 from rag.fuse import FusionParams, fused_scores
 from rag.index import date_as_int
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalSearch
 from rag.schema import Passage
 from rag.store import ChromaStore, Metadata, StoredChunk, Where
 
@@ -104,7 +103,7 @@ class HybridRetriever:
         settings: RetrievalSettings,
         embedder: Embedder,
         store: ChromaStore,
-        lexical: LexicalIndex,
+        lexical: LexicalSearch,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
@@ -139,8 +138,7 @@ class HybridRetriever:
         lexical: list[tuple[StoredChunk, float]] = []
         if mode in ("hybrid", "lexical"):
             started = time.perf_counter()
-            keep: Callable[[Metadata], bool] | None = None if filters.empty else filters.accepts
-            found = self.lexical.search(query, n, keep)
+            found = self.lexical.search(query, n, None if filters.empty else filters)
             # The BM25 copy may predate a write in progress: only committed versions count,
             # as in dense search (``ChromaStore.shown``), so the two never mix versions.
             shown = {c.chunk_id for c in self.store.shown([h.chunk for h in found])}

@@ -17,6 +17,12 @@ stored. Each read fetches the records of the articles it returns, so none is sta
 version. ``include_uncommitted=True`` is for the writer. What to write, and in which order, is
 decided by ``rag.index``, not here.
 
+Change log: a third collection (``<collection>.changes``) holds, per article, when its commit
+record was last written (the writer's clock), written just before the record itself and never
+deleted, so a removal stays in it. Derived indexes follow the store with it
+(``changed_since``), reading only the articles that changed; reads by article
+(``iter_article_chunks``, ``chunks_by_article(article_ids=...)``) cost in proportion to them.
+
 Writer lease: several processes (API servers, each with its own data dir and so its own file
 lock) may write one Chroma server's collection. A writer first takes the store's lease
 (``take_lease``): it creates the collection ``<collection>.lease``, whose metadata names the
@@ -67,8 +73,10 @@ log = logging.getLogger(__name__)
 
 Metadata = dict[str, str | int | float | bool]
 Where = dict[str, Any]
+_IDS_PER_FILTER = 500  # article ids per `$in` filter of a read by article
 _PAGE = 5000  # records per read, and per write: under Chroma's batch limit (5461 locally)
 _COMMITS = ".commits"  # suffix of the collection holding the commit records
+_CHANGES = ".changes"  # suffix of the change log: when each article's record was last written
 _LEASE = ".lease"  # suffix of the collection that, while it exists, is the writer lease
 LEASE_TTL_S = 30.0  # a lease not renewed for this long is taken over by the next writer
 LEASE_WAIT_S = 45.0  # how long a writer waits for a held lease: longer than a dead one lasts
@@ -286,6 +294,7 @@ class ChromaStore:
         self._local = local
         self._collection: Any = None
         self._commits: Any = None
+        self._changes: Any = None
         self._seen_version: str | None = None
 
     @classmethod
@@ -394,7 +403,7 @@ class ChromaStore:
         An embedded Chroma keeps its vector segments in memory: after another process wrote,
         this process reconnects, or it would find the new records but not their vectors.
         """
-        self._collection = self._commits = None
+        self._collection = self._commits = self._changes = None
         version = self.index_version
         if self._local and self._seen_version is not None and version != self._seen_version:
             self._reconnect()
@@ -411,7 +420,7 @@ class ChromaStore:
         SharedSystemClient._identifier_to_system.pop(identifier, None)
         SharedSystemClient._identifier_to_refcount.pop(identifier, None)
         self._client = self._connect()
-        self._collection = self._commits = None
+        self._collection = self._commits = self._changes = None
 
     def bump_version(self) -> str:
         with _write_errors():
@@ -456,15 +465,42 @@ class ChromaStore:
             offset += _PAGE
 
     def chunks_by_article(
-        self, *, include_uncommitted: bool = False
+        self,
+        *,
+        include_uncommitted: bool = False,
+        article_ids: Collection[str] | None = None,
     ) -> dict[str, dict[str, Metadata]]:
         """Every shown (or, with ``include_uncommitted``, stored) chunk's metadata, grouped by
-        article id, then by chunk id."""
+        article id, then by chunk id; only those of ``article_ids`` when given."""
         grouped: dict[str, dict[str, Metadata]] = {}
-        for chunk in self.iter_chunks(with_text=False, include_uncommitted=include_uncommitted):
+        for chunk in self.iter_article_chunks(
+            article_ids, with_text=False, include_uncommitted=include_uncommitted
+        ):
             article_id = str(chunk.metadata.get("article_id", ""))
             grouped.setdefault(article_id, {})[chunk.chunk_id] = chunk.metadata
         return grouped
+
+    def iter_article_chunks(
+        self,
+        article_ids: Collection[str] | None,
+        with_text: bool = True,
+        *,
+        include_uncommitted: bool = False,
+    ) -> Iterator[StoredChunk]:
+        """``iter_chunks`` of the articles ``article_ids`` only (of all when None): a read in
+        proportion to those articles, not to the store."""
+        if article_ids is None:
+            yield from self.iter_chunks(
+                with_text=with_text, include_uncommitted=include_uncommitted
+            )
+            return
+        wanted = sorted(set(article_ids))
+        for start in range(0, len(wanted), _IDS_PER_FILTER):
+            batch = wanted[start : start + _IDS_PER_FILTER]
+            where: Where = {"article_id": {"$in": batch}}
+            yield from self.iter_chunks(
+                where, with_text=with_text, include_uncommitted=include_uncommitted
+            )
 
     def get_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
         collection = self._existing()
@@ -580,6 +616,19 @@ class ChromaStore:
         if not records:
             return
         with _write_errors():
+            # The change log first: an entry whose record has not landed yet is looked at
+            # again by the next reader to follow (see ``changed_since``); a record that is
+            # not in the log would be missed.
+            log = self._change_collection(create=True)
+            assert log is not None  # made if missing
+            written_at = time.time()
+            for start in range(0, len(records), _PAGE):
+                page = records[start : start + _PAGE]
+                log.upsert(
+                    ids=[r.article_id for r in page],
+                    embeddings=np.ones((len(page), 1), dtype=np.float32),
+                    metadatas=[{"written_at": written_at} for _ in page],
+                )
             collection = self._commit_collection(create=True)
             assert collection is not None  # made if missing
             for start in range(0, len(records), _PAGE):
@@ -593,6 +642,45 @@ class ChromaStore:
                         for r in page
                     ],
                 )
+
+    def changed_since(self, since: float) -> dict[str, float] | None:
+        """The articles whose commit record was written at or after ``since`` (Unix seconds,
+        the writer's clock), with when; None when the store keeps no change log (written
+        before it existed). Derived indexes follow the store with it, article by article;
+        records that were deleted stay in the log, so a removal is never missed."""
+        collection = self._change_collection()
+        if collection is None:
+            return None
+        changed: dict[str, float] = {}
+        offset = 0
+        while True:
+            page = collection.get(
+                where={"written_at": {"$gte": since}},
+                include=["metadatas"],
+                limit=_PAGE,
+                offset=offset,
+            )
+            for article_id, meta in zip(page["ids"], page["metadatas"], strict=True):
+                changed[article_id] = float((meta or {}).get("written_at", 0.0) or 0.0)
+            if len(page["ids"]) < _PAGE:
+                return changed
+            offset += _PAGE
+
+    def _change_collection(self, create: bool = False) -> Any | None:
+        if self._changes is None:
+            name = self._name + _CHANGES
+            try:
+                with _server_errors(self._server_url):
+                    if create:
+                        found = self._client.get_or_create_collection(name, embedding_function=None)
+                    else:
+                        found = self._client.get_collection(name, embedding_function=None)
+            except ProviderError:
+                raise
+            except Exception:  # not there yet: no record was written since the log exists
+                return None
+            self._changes = self._guarded(found)
+        return self._changes
 
     def delete_commit_records(self, article_ids: Sequence[str]) -> None:
         with _write_errors():

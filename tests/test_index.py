@@ -12,7 +12,7 @@ from rag.config import Settings
 from rag.embed import create_embedder
 from rag.errors import IndexLockedError, ProviderError
 from rag.index import Indexer, date_as_int, lies_under, writer_lock
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, fts_path, open_lexical
 from rag.schema import Article
 from rag.store import ChromaStore
 
@@ -43,8 +43,8 @@ def test_first_ingest_embeds_every_chunk_and_builds_the_lexical_index(small: Set
     report = indexer(small).sync([article()], progress=False)
     assert report.articles_added == 1
     assert report.chunks_embedded == report.total_chunks > 1
-    lexical = LexicalIndex.load(small.lexical_dir)
-    assert lexical is not None and len(lexical.chunks) == report.total_chunks
+    lexical = open_lexical(small, indexer(small).store)
+    assert len(lexical.chunks) == report.total_chunks
 
 
 def test_reingesting_an_unchanged_corpus_embeds_nothing_and_changes_nothing(
@@ -186,7 +186,17 @@ def test_dates_become_comparable_integers() -> None:
     assert date_as_int("") == 0 and date_as_int("June 5") == 0
 
 
+def test_the_fts_index_is_rebuilt_when_missing(small: Settings) -> None:
+    ix = indexer(small)
+    ix.sync([article("a1"), article("a2")], progress=False)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{fts_path(small)}{suffix}").unlink(missing_ok=True)
+    rebuilt = open_lexical(small, ix.store)
+    assert rebuilt.version == ix.store.index_version and len(rebuilt.chunks) == ix.store.count()
+
+
 def test_lexical_index_is_rebuilt_when_missing_or_stale(small: Settings) -> None:
+    small = small.replace(lexical="bm25s")
     ix = indexer(small)
     ix.sync([article("a1")], progress=False)
     loaded = LexicalIndex.load(small.lexical_dir)

@@ -24,7 +24,7 @@ from rag.config import Settings
 from rag.embed import Vectors, create_embedder
 from rag.errors import IndexWriteError
 from rag.index import Indexer, chunk_metadata
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, open_lexical
 from rag.schema import Article
 from rag.store import ChromaStore
 
@@ -142,7 +142,7 @@ def searched(settings: Settings, store: ChromaStore, query: str) -> set[tuple[st
 
 
 def assert_lexical_matches(settings: Settings, store: ChromaStore) -> None:
-    lexical = LexicalIndex.load_or_build(settings.lexical_dir, store)
+    lexical = open_lexical(settings, store)
     assert len(lexical.chunks) == store.count()
     assert {(c.chunk_id, str(c.metadata["article_hash"])) for c in lexical.chunks} == set(
         stored(store)
@@ -163,8 +163,8 @@ def test_an_interrupted_replacement_shows_the_old_version_and_is_repaired(small:
     assert len(stored(store)) > len(clean_chunks(small, [old]))  # the new batch is there...
     assert shown(store) == clean_chunks(small, [old])  # ...but readers see the old version
     assert searched(small, store, "the council argued") <= clean_chunks(small, [old])
-    assert store.index_version != version  # so a saved lexical index is rebuilt...
-    lexical = LexicalIndex.load_or_build(small.lexical_dir, store)
+    assert store.index_version != version  # so a saved lexical index follows...
+    lexical = open_lexical(small, store)
     assert {(c.chunk_id, c.metadata["article_hash"]) for c in lexical.chunks} == shown(store)
 
     spy = CountingEmbedder(small)
@@ -268,6 +268,7 @@ def test_an_article_left_partial_before_commit_records_is_repaired(small: Settin
 
 
 def test_a_lexical_index_saved_in_the_middle_of_a_killed_run_is_rebuilt(small: Settings) -> None:
+    small = small.replace(lexical="bm25s")
     ix = indexer(small)
     ix.sync([article("a1"), article("a2")], progress=False)
     # A reader saved an index of part of the store under its current version.
@@ -310,13 +311,14 @@ def write_as_before_commit_records(
         vectors = np.asarray(embedder.embed([c.text for c in chunks]), dtype=np.float32)
         store.add(chunks, vectors)
     store.bump_version()
-    LexicalIndex.load_or_build(settings.lexical_dir, store)
+    open_lexical(settings, store)
     return store
 
 
 def test_a_readers_stale_bm25_copy_never_returns_a_replaced_version(small: Settings) -> None:
     from rag.retrieve import HybridRetriever
 
+    small = small.replace(lexical="bm25s")
     ix = indexer(small)
     ix.sync([article("budget")])
     stale = LexicalIndex.build(list(ix.store.iter_chunks()), ix.store.index_version)
@@ -415,18 +417,28 @@ def test_a_full_disk_is_one_line_saying_what_was_kept_and_the_next_run_completes
     assert points >= 10
 
 
+@pytest.mark.parametrize("backend", ["fts5", "bm25s"])
 def test_a_full_disk_while_saving_the_search_files_says_the_articles_are_kept(
-    small: Settings, monkeypatch: pytest.MonkeyPatch
+    small: Settings, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
+    from rag.lexical_fts import FtsIndex
+
+    small = small.replace(lexical=backend)
+
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
 
+    def sqlite_full(*args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
     with monkeypatch.context() as patched:
         patched.setattr(LexicalIndex, "save", full)
+        patched.setattr(FtsIndex, "_insert", sqlite_full)
         with pytest.raises(IndexWriteError) as stopped:
             indexer(small).sync([article("a1")], progress=False)
     message = str(stopped.value)
-    assert "No space left on device; every article is stored and committed" in message
+    cause = "No space left on device" if backend == "bm25s" else "database or disk is full"
+    assert f"{cause}; every article is stored and committed" in message
     assert "\n" not in message
     store = indexer(small).store
     assert shown(store) == clean_chunks(small, [article("a1")])

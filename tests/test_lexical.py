@@ -1,9 +1,13 @@
-"""The BM25 copy (rag.lexical) is checked like a record: a damaged copy is rebuilt, never quoted."""
+"""The lexical index (rag.lexical, rag.lexical_fts) is checked like a record: a damaged copy is
+rebuilt, never quoted; the fts5 backend follows the store article by article (adding one article
+reads only that article's chunks, counted, not timed), filters inside SQL, and replicas apply
+only what changed."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,9 +15,11 @@ import pytest
 from rag.config import Settings
 from rag.embed import create_embedder
 from rag.index import Indexer
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, fts_path, open_lexical
+from rag.lexical_fts import FtsIndex
+from rag.retrieve import SearchFilters
 from rag.schema import Article
-from rag.store import ChromaStore
+from rag.store import ChromaStore, StoredChunk
 
 TEXT = (
     "In proposals published on June 5, the Commission set out its plan.\n\n"
@@ -23,6 +29,8 @@ TEXT = (
 
 @pytest.fixture
 def built(settings: Settings) -> tuple[Settings, ChromaStore]:
+    """An index whose lexical copy is the bm25s backend's."""
+    settings = settings.replace(lexical="bm25s")
     embedder = create_embedder(settings)
     store = ChromaStore.open(settings, embedder.model_id)
     Indexer(settings, embedder, store).sync([Article("eu", "EU plan", TEXT)], progress=False)
@@ -89,3 +97,152 @@ def test_a_copy_without_checksums_is_rebuilt(
     del manifest["sha256"]
     manifest_path.write_text(json.dumps(manifest), "utf-8")
     _damaged(settings, store, caplog)
+
+
+# -- the fts5 backend ---------------------------------------------------------------------------
+
+
+def _article(n: int, **fields: str) -> Article:
+    return Article(
+        f"a{n}",
+        f"Report number {n}",
+        f"Harbour {n} reopened on Monday after the storm.\n\nPort officials counted {n} ships"
+        f" waiting offshore, and the mayor of town {n} thanked the crews.",
+        **fields,
+    )
+
+
+@pytest.fixture
+def fts(settings: Settings) -> tuple[Settings, ChromaStore, Indexer]:
+    assert settings.lexical == "fts5"  # the default
+    embedder = create_embedder(settings)
+    store = ChromaStore.open(settings, embedder.model_id)
+    indexer = Indexer(settings, embedder, store)
+    indexer.sync([Article("eu", "EU plan", TEXT)], progress=False)
+    return settings, store, indexer
+
+
+class _CountingReads:
+    """Counts the chunks (with text or not) that any code reads from ``ChromaStore``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.chunks = 0
+        real = ChromaStore.iter_chunks
+
+        def counted(store: ChromaStore, *args: object, **kwargs: object) -> object:
+            for chunk in real(store, *args, **kwargs):  # type: ignore[arg-type]
+                self.chunks += 1
+                yield chunk
+
+        monkeypatch.setattr(ChromaStore, "iter_chunks", counted)
+
+
+def test_adding_one_article_reads_only_that_articles_chunks(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = create_embedder(settings)
+    store = ChromaStore.open(settings, embedder.model_id)
+    indexer = Indexer(settings, embedder, store)
+    indexer.sync([_article(n) for n in range(40)], progress=False)
+    archive = store.count()
+    base = _article(99)
+    long_text = "\n\n".join(f"{base.text} Paragraph {i} adds detail." for i in range(12))
+    new = Article(base.article_id, base.title, long_text, "Nora Lind")
+    reads = _CountingReads(monkeypatch)
+    report = indexer.sync([new], progress=False)
+    assert report.articles_added == 1 and report.total_chunks == archive + report.chunks_embedded
+    # The index stage reads what is stored of the one article (nothing yet), and the lexical
+    # index the new article's chunks once: not the 40 others.
+    assert reads.chunks == report.chunks_embedded > 1
+    index = open_lexical(settings, store)
+    assert isinstance(index, FtsIndex) and index.count() == store.count()
+    assert index.search("harbour 99 ships", 1)[0].chunk.metadata["article_id"] == "a99"
+    # Replacing and removing one article read only that article too.
+    reads.chunks = 0
+    changed = Article(new.article_id, new.title, new.text + "\n\nThe storm passed.", "Nora Lind")
+    replaced = indexer.sync([changed], progress=False)
+    assert 0 < reads.chunks <= 2 * report.chunks_embedded + replaced.chunks_embedded
+    reads.chunks = 0
+    indexer.remove(["a99"])
+    assert reads.chunks == report.chunks_embedded  # what is stored of it, to delete
+    assert store.count() == archive
+    assert not open_lexical(settings, store).search("storm passed", 5, SearchFilters(("a99",)))
+
+
+def test_a_replica_applies_only_what_changed(
+    fts: tuple[Settings, ChromaStore, Indexer], tmp_path: Path
+) -> None:
+    """A replica with a data dir of its own follows the shared store's change log."""
+    _, store, indexer = fts
+    replica = FtsIndex.open(tmp_path / "replica" / "lexical.sqlite", store)
+    assert replica.chunks_read == store.count()  # built once, from every chunk
+    indexer.sync([_article(1), _article(2)], progress=False)
+    indexer.remove(["eu"])
+    before = replica.chunks_read
+    replica.follow()
+    added = sum(1 for c in store.iter_chunks() if c.metadata["article_id"] in ("a1", "a2"))
+    assert replica.chunks_read - before == added  # the removed article costs no read
+    assert replica.view() == {(c.chunk_id, c.metadata["article_hash"]) for c in store.iter_chunks()}
+    assert not replica.search("Japan India", 5)  # the removed article is gone from it too
+
+
+def test_filters_are_applied_inside_the_index(settings: Settings) -> None:
+    embedder = create_embedder(settings)
+    store = ChromaStore.open(settings, embedder.model_id)
+    Indexer(settings, embedder, store).sync(
+        [
+            _article(1, author="Ana Diaz", publisher="Daily", date="2024-01-02"),
+            _article(2, author="Nora Lind", publisher="Weekly", date="2025-03-04"),
+            _article(3, author="Ana Diaz", publisher="Weekly", date="2025-06-07"),
+        ],
+        progress=False,
+    )
+    index = open_lexical(settings, store)
+
+    def found(filters: SearchFilters) -> set[str]:
+        return {str(h.chunk.metadata["article_id"]) for h in index.search("harbour", 10, filters)}
+
+    assert found(SearchFilters()) == {"a1", "a2", "a3"}
+    assert found(SearchFilters(authors=("Ana Diaz",))) == {"a1", "a3"}
+    assert found(SearchFilters(publishers=("Weekly",), date_to="2025-05-01")) == {"a2"}
+    assert found(SearchFilters(article_ids=("a3", "zz"), date_from="2025-01-01")) == {"a3"}
+    assert found(SearchFilters(date_from="2026-01-01")) == set()
+    bm25s = open_lexical(settings.replace(lexical="bm25s"), store)
+    for filters in (SearchFilters(authors=("Ana Diaz",)), SearchFilters(date_from="2025-01-01")):
+        got = {str(h.chunk.metadata["article_id"]) for h in bm25s.search("harbour", 10, filters)}
+        assert got == found(filters)  # the same filters, the same articles, in both backends
+
+
+def test_an_edited_quote_in_the_fts_file_is_never_returned_and_is_repaired(
+    fts: tuple[Settings, ChromaStore, Indexer], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, store, _ = fts
+    with sqlite3.connect(fts_path(settings)) as db:
+        db.execute("UPDATE chunks SET text = replace(text, 'June 5', 'June 9')")
+    index = open_lexical(settings, store)
+    with caplog.at_level(logging.WARNING, logger="rag.lexical_fts"):
+        hits = index.search("proposals published June", 3)
+    assert hits and all("June 9" not in h.chunk.text for h in hits)
+    assert any("June 5" in h.chunk.text for h in hits)
+    assert any("damaged" in r.message and "rebuilding" in r.message for r in caplog.records)
+    assert "June 9" not in _texts_of(index.chunks)  # repaired in the file, from the store
+
+
+def _texts_of(chunks: list[StoredChunk] | object) -> str:
+    return " ".join(c.text for c in chunks)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a database, just bytes" * 100])
+def test_an_emptied_or_garbled_fts_file_is_rebuilt_with_a_log_line(
+    fts: tuple[Settings, ChromaStore, Indexer], caplog: pytest.LogCaptureFixture, damage: bytes
+) -> None:
+    settings, store, _ = fts
+    path = fts_path(settings)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(damage)
+    with caplog.at_level(logging.WARNING, logger="rag.lexical_fts"):
+        index = open_lexical(settings, store)
+    assert any("damaged" in r.message and "rebuilding" in r.message for r in caplog.records)
+    assert isinstance(index, FtsIndex) and index.count() == store.count()
+    assert index.search("Japan India", 3)

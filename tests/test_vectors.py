@@ -12,7 +12,6 @@ import pytest
 from rag.config import Settings
 from rag.embed import Vectors, create_embedder
 from rag.index import Indexer
-from rag.lexical import LexicalIndex
 from rag.schema import Article
 from rag.store import ChromaStore, StoredChunk
 from rag.vectors import StoredEmbedder, VectorFile, pending, text_key
@@ -176,7 +175,7 @@ def test_articles_deleted_by_a_run_killed_before_preparing_are_forgotten(
     _indexer(settings, prep).sync([_article("a1"), _article("a2"), _article("a3")], progress=False)
     prep.forgotten.clear()
     with monkeypatch.context() as patched:
-        patched.setattr(LexicalIndex, "load_or_build", _killed)
+        patched.setattr("rag.index.open_lexical", _killed)
         with pytest.raises(Killed):
             _indexer(settings, prep).sync(
                 [_article("a1"), _article("a2")], prune=True, progress=False

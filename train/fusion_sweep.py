@@ -189,10 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--limit", type=int, default=300, help="questions per set and half")
     parser.add_argument("--json", type=Path, help="also write every score here")
+    parser.add_argument(
+        "--lexical", default=Settings().lexical, help="the BM25 backend (fts5, bm25s)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    assistant = Assistant.open(Settings(data_dir=args.data_dir))
+    assistant = Assistant.open(Settings(data_dir=args.data_dir, lexical=args.lexical))
     chunks = assistant.retriever().lexical.chunks
     texts = {c.chunk_id: c.text for c in chunks}
     articles = {c.chunk_id: str(c.metadata.get("article_id", "")) for c in chunks}
