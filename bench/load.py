@@ -1,7 +1,9 @@
 """Load test: a real ``rag serve`` under concurrent questions while articles arrive.
 
     python -m bench.load [--clients 16] [--duration 60] [--ingest-every 5] [--news 200]
+                         [--overload-clients 64] [--overload-duration 30]
                          [--data-dir DIR] [--out results.json]
+    make bench-load      # both phases: 16 clients for 60 s, then 64 clients for 30 s
 
 A bounded measurement on 127.0.0.1, not a test (nothing asserts a time):
 
@@ -13,13 +15,18 @@ A bounded measurement on 127.0.0.1, not a test (nothing asserts a time):
    ``POST /v1/ask`` over the shipped eval questions and the news headlines, while an ingester
    ``POST /v1/articles`` a new made-up article every ``--ingest-every`` seconds, each with one
    distinctive fact ("The <town> council approved <N> new bicycle lanes on <weekday>");
-4. afterwards, ask every made-up article's question: the answer must state its fact and cite
+4. with ``--overload-clients N``, the same again with N clients for ``--overload-duration``
+   seconds: more than the server answers at once (``RAG_MAX_CONCURRENT_ASKS``) plus those it
+   lets wait (``RAG_MAX_QUEUED_ASKS``), so it must shed load;
+5. afterwards, ask every made-up article's question: the answer must state its fact and cite
    its id; then read the server's peak RSS (``VmHWM``) and stop it.
 
-Every request has a timeout; errors are counted by kind (``http_<status>``, ``timeout``,
-``connection``). Setup is bounded on its own (``rag ingest`` and the server start have
-deadlines); the measured part (load, drain, checks, shutdown) stays within ``--duration`` +
-120 s.
+Every request has a timeout. A 503 with ``Retry-After`` is the server shedding load: it is
+counted as ``shed`` (the client waits as told, then goes on), not as an error. Errors are
+counted by kind (``http_<status>``, ``timeout``, ``connection``): the target is 0 in both
+phases, and 0 shed in the first. Setup is bounded on its own (``rag ingest`` and the server
+start have deadlines); each measured phase (load, drain) stays within its duration + 35 s,
+the checks and shutdown within 75 s more.
 """
 
 from __future__ import annotations
@@ -166,6 +173,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def server_limits() -> str:
+    """The admission settings the server runs with (its defaults unless set here)."""
+    from rag.config import Settings
+
+    settings = Settings.from_env(child_env())
+    return (
+        f"{settings.max_concurrent_asks} questions at once, {settings.max_queued_asks} more waiting"
+    )
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
@@ -262,11 +279,21 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     ask_ms: list[float] = field(default_factory=list)
     ask_errors: Counter[str] = field(default_factory=Counter)
+    ask_shed: int = 0
     refused: int = 0
     ingest_ms: list[float] = field(default_factory=list)
     ingest_errors: Counter[str] = field(default_factory=Counter)
+    ingest_shed: int = 0
     ingested: list[MadeUp] = field(default_factory=list)
     failed_posts: list[dict[str, str]] = field(default_factory=list)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds a 503 asks the client to wait: the server shedding load (else None)."""
+    value = response.headers.get("retry-after", "")
+    if response.status_code != 503 or not value.isdigit():
+        return None
+    return float(value)
 
 
 def client_loop(
@@ -284,12 +311,17 @@ def client_loop(
                     tally.ask_errors[error_kind(e)] += 1
                 continue
             elapsed = (time.perf_counter() - started) * 1000.0
+            wait = retry_after(response)
             with tally.lock:
                 if response.status_code == 200:
                     tally.ask_ms.append(elapsed)
                     tally.refused += bool(response.json().get("refused"))
+                elif wait is not None:
+                    tally.ask_shed += 1
                 else:
                     tally.ask_errors[f"http_{response.status_code}"] += 1
+            if wait is not None:
+                time.sleep(max(0.0, min(wait, stop_at - time.monotonic())))
 
 
 def ingest_loop(
@@ -315,6 +347,8 @@ def ingest_loop(
                 if response.status_code == 201:
                     tally.ingest_ms.append(elapsed)
                     tally.ingested.append(article)
+                elif retry_after(response) is not None:
+                    tally.ingest_shed += 1
                 else:
                     kind = f"http_{response.status_code}"
                     tally.ingest_errors[kind] += 1
@@ -362,15 +396,19 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def run_load(
-    base: str, popen: subprocess.Popen[bytes], args: argparse.Namespace, headlines: list[str]
-) -> dict[str, Any]:
-    questions = load_questions(headlines)
-    run_id = time.strftime("%Y%m%d%H%M%S")
-    articles = made_up_articles(run_id)
+def run_phase(
+    base: str,
+    clients: int,
+    duration: float,
+    every: float,
+    questions: list[dict[str, Any]],
+    articles: list[MadeUp],
+) -> tuple[dict[str, Any], list[MadeUp]]:
+    """``clients`` askers and one writer for ``duration`` seconds; the measured figures and
+    the made-up articles that were created."""
     tally = Tally()
     started = time.monotonic()
-    stop_at = started + args.duration
+    stop_at = started + duration
     threads = [
         threading.Thread(
             target=client_loop,
@@ -378,19 +416,19 @@ def run_load(
             name=f"client-{seed}",
             daemon=True,
         )
-        for seed in range(args.clients)
+        for seed in range(clients)
     ]
     threads.append(
         threading.Thread(
             target=ingest_loop,
-            args=(base, articles, args.ingest_every, started, stop_at, tally),
+            args=(base, articles, every, started, stop_at, tally),
             name="ingester",
             daemon=True,
         )
     )
     print(
-        f"[{time.strftime('%H:%M:%S')}] load: {args.clients} clients for {args.duration:.0f} s,"
-        f" a new article every {args.ingest_every:g} s, {len(questions)} questions",
+        f"[{time.strftime('%H:%M:%S')}] load: {clients} clients for {duration:.0f} s,"
+        f" a new article every {every:g} s, {len(questions)} questions",
         flush=True,
     )
     for thread in threads:
@@ -403,11 +441,56 @@ def run_load(
     with tally.lock:  # a stuck thread may still write; copy what is there
         ask_ms = list(tally.ask_ms)
         ask_errors = dict(tally.ask_errors)
+        ask_shed = tally.ask_shed
         refused = tally.refused
         ingest_ms = list(tally.ingest_ms)
         ingest_errors = dict(tally.ingest_errors)
+        ingest_shed = tally.ingest_shed
         ingested = list(tally.ingested)
         failed_posts = list(tally.failed_posts)
+    requests = len(ask_ms) + sum(ask_errors.values()) + ask_shed
+    measured = {
+        "clients": clients,
+        "duration_s": duration,
+        "load_s": elapsed,
+        "ask": {
+            "requests": requests,
+            "ok": len(ask_ms),
+            "refused": refused,
+            "shed_503": ask_shed,
+            "requests_per_s": len(ask_ms) / elapsed if elapsed else float("nan"),
+            "latency_ms": summary(ask_ms),
+            "errors": ask_errors,
+        },
+        "ingest": {
+            "posted": len(ingested) + len(failed_posts) + ingest_shed,
+            "created": len(ingested),
+            "shed_503": ingest_shed,
+            "latency_ms": summary(ingest_ms),
+            "errors": ingest_errors,
+            "failed_posts": failed_posts,
+        },
+        "stuck_threads": stuck,
+    }
+    return measured, ingested
+
+
+def run_load(
+    base: str, popen: subprocess.Popen[bytes], args: argparse.Namespace, headlines: list[str]
+) -> dict[str, Any]:
+    questions = load_questions(headlines)
+    articles = made_up_articles(time.strftime("%Y%m%d%H%M%S"))
+    half = len(articles) // 2  # each phase posts its own made-up towns
+    phases = [(args.clients, args.duration, articles[:half])]
+    if args.overload_clients:
+        phases.append((args.overload_clients, args.overload_duration, articles[half:]))
+    measured = []
+    ingested: list[MadeUp] = []
+    for clients, duration, own in phases:
+        figures, created = run_phase(base, clients, duration, args.ingest_every, questions, own)
+        figures["server_rss_mb_after"] = peak_rss_of(popen.pid)[1]
+        measured.append(figures)
+        ingested += created
 
     print(
         f"[{time.strftime('%H:%M:%S')}] checking {len(ingested)} ingested article(s) ...",
@@ -417,31 +500,14 @@ def run_load(
     failures = check_ingested(base, ingested, time.monotonic() + CHECK_BUDGET_S)
     check_s = time.perf_counter() - check_started
     hwm, rss = peak_rss_of(popen.pid)
-    requests = len(ask_ms) + sum(ask_errors.values())
     return {
-        "load_s": elapsed,
-        "ask": {
-            "requests": requests,
-            "ok": len(ask_ms),
-            "refused": refused,
-            "requests_per_s": len(ask_ms) / elapsed if elapsed else float("nan"),
-            "latency_ms": summary(ask_ms),
-            "errors": ask_errors,
-        },
-        "ingest": {
-            "posted": len(ingested) + len(failed_posts),
-            "created": len(ingested),
-            "latency_ms": summary(ingest_ms),
-            "errors": ingest_errors,
-            "failed_posts": failed_posts,
-        },
+        "phases": measured,
         "answerable": {
             "checked": len(ingested),
             "ok": len(ingested) - len(failures),
             "failures": failures,
             "seconds": check_s,
         },
-        "stuck_threads": stuck,
         "server_peak_rss_mb": hwm,
         "server_rss_mb_at_end": rss,
     }
@@ -451,25 +517,36 @@ def run_load(
 
 
 def print_table(result: dict[str, Any]) -> None:
-    ask, ingest, answerable = result["ask"], result["ingest"], result["answerable"]
-    lat, ing = ask["latency_ms"], ingest["latency_ms"]
-    errors = sum(ask["errors"].values()) + sum(ingest["errors"].values())
+    answerable = result["answerable"]
     setup = result["setup"]
     index = f"{setup['total_chunks']} chunks ({setup['news_articles']} news articles + seed)"
-    throughput = f"{ask['requests_per_s']:.2f} req/s ({ask['ok']} ok, {ask['refused']} refused)"
-    latency = f"p50 {lat['p50']:.0f} ms  p95 {lat['p95']:.0f} ms  p99 {lat['p99']:.0f} ms"
-    latency += f"  max {lat['max']:.0f} ms"
-    error_text = f"{errors}  ask {ask['errors'] or '{}'}  ingest {ingest['errors'] or '{}'}"
-    ingested = f"{ingest['created']} of {ingest['posted']} posted;"
-    ingested += f" POST p50 {ing['p50']:.0f} ms, max {ing['max']:.0f} ms"
     rows = [
         ("machine", result["machine"]),
         ("index at start", index),
-        ("clients / duration", f"{result['clients']} / {result['load_s']:.1f} s"),
-        ("/v1/ask throughput", throughput),
-        ("/v1/ask latency", latency),
-        ("errors (target 0)", error_text),
-        ("ingested during run", ingested),
+        ("server limits", result["server_limits"]),
+    ]
+    for phase in result["phases"]:
+        ask, ingest = phase["ask"], phase["ingest"]
+        lat, ing = ask["latency_ms"], ingest["latency_ms"]
+        errors = sum(ask["errors"].values()) + sum(ingest["errors"].values())
+        throughput = f"{ask['requests_per_s']:.2f} req/s ({ask['ok']} ok, {ask['refused']} refused)"
+        latency = f"p50 {lat['p50']:.0f} ms  p95 {lat['p95']:.0f} ms  p99 {lat['p99']:.0f} ms"
+        latency += f"  max {lat['max']:.0f} ms"
+        error_text = f"{errors}  ask {ask['errors'] or '{}'}  ingest {ingest['errors'] or '{}'}"
+        shed = f"{ask['shed_503']} asks, {ingest['shed_503']} posts (503 + Retry-After)"
+        ingested = f"{ingest['created']} of {ingest['posted']} posted;"
+        ingested += f" POST p50 {ing['p50']:.0f} ms, max {ing['max']:.0f} ms"
+        name = f"{phase['clients']} clients"
+        rows += [
+            (f"{name}: duration", f"{phase['load_s']:.1f} s"),
+            (f"{name}: /v1/ask", throughput),
+            (f"{name}: latency (200s)", latency),
+            (f"{name}: errors (target 0)", error_text),
+            (f"{name}: shed", shed),
+            (f"{name}: ingested", ingested),
+            (f"{name}: RSS after", f"{phase['server_rss_mb_after']:.0f} MiB"),
+        ]
+    rows += [
         ("answerable afterwards", f"{answerable['ok']} of {answerable['checked']}"),
         ("server peak RSS", f"{result['server_peak_rss_mb']:.0f} MiB (VmHWM)"),
     ]
@@ -479,10 +556,20 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{name:<{width}}  {value}")
     for failure in answerable["failures"]:
         print(f"  NOT ANSWERABLE {failure['id']}: {failure['problem']}")
-    for post in ingest["failed_posts"]:
-        print(f"  POST FAILED {post['id']}: {post['error']}")
-    if result["stuck_threads"]:
-        print(f"  threads still running at the end: {', '.join(result['stuck_threads'])}")
+    for phase in result["phases"]:
+        for post in phase["ingest"]["failed_posts"]:
+            print(f"  POST FAILED {post['id']}: {post['error']}")
+        if phase["stuck_threads"]:
+            print(f"  threads still running at the end: {', '.join(phase['stuck_threads'])}")
+
+
+def clean(result: dict[str, Any]) -> bool:
+    """0 errors in every phase, nothing shed in the first, every made-up article answerable."""
+    phases = result["phases"]
+    errors = any(p["ask"]["errors"] or p["ingest"]["errors"] for p in phases)
+    first = phases[0]
+    shed_first = first["ask"]["shed_503"] or first["ingest"]["shed_503"]
+    return not errors and not shed_first and not result["answerable"]["failures"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,10 +587,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir", type=Path, help="index directory (default: a temporary one, removed after)"
     )
+    parser.add_argument(
+        "--overload-clients",
+        type=int,
+        default=0,
+        help="then this many clients, to see the server shed load (0: no second phase)",
+    )
+    parser.add_argument(
+        "--overload-duration", type=float, default=30.0, help="seconds of the second phase"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.duration <= 0 or args.ingest_every <= 0:
         parser.error("--clients, --duration and --ingest-every must be positive")
+    if args.overload_clients < 0 or args.overload_duration <= 0:
+        parser.error("--overload-clients must be 0 or more, --overload-duration positive")
 
     work = Path(tempfile.mkdtemp(prefix="rag-bench-load-"))
     data_dir = args.data_dir or work / "data"
@@ -538,9 +636,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rag serve exited ({popen.returncode}) during the run:\n{tail(log)}")
         result = {
             "benchmark": "load",
-            "clients": args.clients,
-            "duration_s": args.duration,
             "ingest_every_s": args.ingest_every,
+            "server_limits": server_limits(),
             "request_timeout_s": REQUEST_TIMEOUT_S,
             "machine": machine_note(),
             "code": code_state(),
@@ -556,12 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if server_errors:
             print(f"server log has {len(server_errors)} error line(s):\n{tail(log)}")
-        clean = (
-            not result["ask"]["errors"]
-            and not result["ingest"]["errors"]
-            and not result["answerable"]["failures"]
-        )
-        return 0 if clean else 1
+        return 0 if clean(result) else 1
     finally:
         if popen is not None:
             stop(popen)
