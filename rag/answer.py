@@ -77,7 +77,9 @@ def refusal(reason: str = "", notices: tuple[str, ...] = ()) -> Draft:
 
 @runtime_checkable
 class Answerer(Protocol):
-    """Answers one request; ``stream`` yields text pieces, then the final ``Draft``."""
+    """Answers one request; ``stream`` yields text pieces as they are written, then the
+    final ``Draft``. An answerer that writes nothing piece by piece (the extractive one picks
+    whole verbatim sentences in one step) yields only the ``Draft``: no replayed pieces."""
 
     def answer(self, request: AnswerRequest) -> Draft: ...
 
@@ -153,8 +155,6 @@ def _load_builtin() -> None:
 
 
 def stream_whole(draft: Draft) -> Iterator[AnswerDelta | Draft]:
-    """A finished draft as a stream: one piece per cited sentence, then the draft."""
-    pieces = draft.text.split("] ")
-    for i, piece in enumerate(pieces):
-        yield AnswerDelta(piece + ("] " if i < len(pieces) - 1 else ""))
+    """The stream of an answerer that produces its draft in one step: the draft alone.
+    (Splitting a finished answer into pieces would only pretend to stream.)"""
     yield draft

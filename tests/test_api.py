@@ -248,16 +248,16 @@ def test_ask_with_history_and_filters(client: TestClient) -> None:
     assert [c["article_id"] for c in follow_up.json()["citations"]] == ["eu-strategy"]
 
 
-def test_stream_yields_tokens_then_the_final_answer(client: TestClient) -> None:
+def test_an_extractive_stream_is_the_final_answer_alone(client: TestClient) -> None:
+    # The extractive answerer picks whole verbatim sentences in one step: it sends no token
+    # events that would only replay its finished answer (the llm answerer's tokens are tested
+    # in test_generate and below).
     response = client.post("/v1/ask/stream", json={"question": PARTNERS_Q}, headers=AUTH)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response.text)
-    names = [name for name, _ in events]
-    assert names[-1] == "answer" and set(names[:-1]) == {"token"} and len(names) >= 2
-    final = events[-1][1]
-    assert "".join(data["text"] for _, data in events[:-1]) == final["answer"]
-    assert final["citations"][0]["article_id"] == "eu-strategy"
+    assert [name for name, _ in events] == ["answer"]
+    assert events[0][1]["citations"][0]["article_id"] == "eu-strategy"
 
 
 def test_stream_reports_a_failure_part_way_as_an_error_event(
@@ -786,7 +786,7 @@ def test_stream_over_a_real_socket(served: str) -> None:
         for line in response.iter_lines():
             if line.startswith("event: "):
                 names.append(line.removeprefix("event: "))
-    assert names[-1] == "answer" and names[0] == "token"
+    assert names == ["answer"]  # the extractive answer is sent whole, once it is checked
 
 
 def run_example(script: str, *args: str, served: str) -> subprocess.CompletedProcess[str]:
