@@ -99,10 +99,12 @@ class Assistant:
         )
 
     @classmethod
-    def open(cls, settings: Settings) -> Assistant:
-        """The assistant with the configured embedder and the store under ``data_dir``."""
+    def open(cls, settings: Settings, *, chat_model: BaseChatModel | None = None) -> Assistant:
+        """The assistant with the configured embedder and the store under ``data_dir``;
+        ``chat_model``, any LangChain chat model, stands in for the one the settings name."""
         embedder = create_embedder(settings.index)
-        return cls(settings, embedder, ChromaStore.open(settings.index, embedder.model_id))
+        store = ChromaStore.open(settings.index, embedder.model_id)
+        return cls(settings, embedder, store, chat_model=chat_model)
 
     def warm_up(self) -> None:
         """Load everything a first question would (model weights, lexical index, catalogue,

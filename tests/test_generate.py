@@ -375,6 +375,17 @@ def test_the_assistant_can_be_handed_a_chat_model(
         next(model.messages)
 
 
+def test_assistant_open_takes_any_langchain_chat_model(
+    llm_settings: Settings, corpus: Path
+) -> None:
+    model = GenericFakeChatModel(messages=iter([AIMessage(AFRICA_REPLY)]))
+    assistant = Assistant.open(llm_settings.replace(llm_base_url=""), chat_model=model)
+    assistant.ingest([corpus], progress=False)
+    answer = assistant.ask(AFRICA_Q)
+    assert assistant.chat_model() is model and "1.5" not in answer.answer and valid(answer)
+    assert [r.sentence for r in answer.removed] == [INVENTED.replace(" [1].", ".")]
+
+
 def test_an_unexpected_provider_exception_does_not_crash_the_answer(
     llm_settings: Settings, corpus: Path, settings: Settings
 ) -> None:
