@@ -203,6 +203,8 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             rf"\bwhen (?:was|were|did) (?:the|this|that|these|those|an?)\b.*\b(?:published|written"
             rf"|posted|released|come out|appear)\b|\b(?:publication|publishing) date\b"
             rf"|\bwhat (?:date|day) (?:was|is) (?:the|this|that) {_PIECE}\b"
+            rf"|^\W*when did .*\b(?:run|carry|air|print|post|publish)"
+            rf" (?:its|their|the|an?|that|this) (?:\w+ )?{_PIECE}\b"
             rf"|\bhow old is (?:the|this|that) {_PIECE}\b",
             re.I,
         ),
@@ -251,7 +253,8 @@ _FRAME_WORDS = frozenset(
     about on from by the a an of in what which who when where how write wrote written author
     authored writer byline published publish publication outlet outlets publication site
     website publisher newspaper paper media broadcaster please overview there is are was were
-    this that these those it its short brief and or vs versus with to been""".split()
+    this that these those it its short brief and or vs versus with to been run air carry
+    print post""".split()
 )
 _PRONOUNS = frozenset(
     "he she him her his hers they them their theirs it its this that these those there".split()
@@ -295,6 +298,11 @@ class QuestionAnalysis:
     outlets: tuple[str, ...] = ()  # the two sides of a comparison, as the user wrote them
     english: bool = True
     refers_back: bool = False  # leans on an earlier turn: a pronoun subject, or elliptical
+    # The thing whose figure, date or place is asked ("How much was *bail* set at", "When is
+    # the *funeral*", "What is Germany's *unemployment* rate"): stemmed terms, one of which a
+    # sentence (or its neighbours, or headline) must hold to answer. Empty when the question
+    # names no such noun, or only a generic one ("how many people").
+    focus: tuple[str, ...] = ()
 
     @property
     def place_aliases(self) -> tuple[str, ...]:
@@ -363,6 +371,7 @@ class QuestionAnalyzer:
         )
         # "Who wrote this article?" names no article: it is about the one just discussed.
         refers_back = not topic if intent != "fact" else subject_pronoun or elliptical
+        focus = _focus(doc) if intent == "fact" and wh in _FOCUSED else ()
         return QuestionAnalysis(
             question=text,
             intent=intent,
@@ -373,6 +382,7 @@ class QuestionAnalyzer:
             outlets=outlets,
             english=True,
             refers_back=refers_back,
+            focus=focus,
         )
 
     def entity_labels(self, sentences: Sequence[str]) -> list[frozenset[str]]:
@@ -414,6 +424,47 @@ class QuestionAnalyzer:
         disabled = [p for p in nlp.pipe_names if p != "ner"]
         docs = nlp.pipe(sentences, disable=disabled)
         return [frozenset(e.label_ for e in doc.ents) for doc in docs]
+
+
+# Questions whose answer is a figure, date or place *of* something the question names: that
+# thing must be where the answer is. (Not "what/which N" questions: "What gift ...?" is
+# answered by "a bottle of wine", a kind of gift that need not say "gift".)
+_FOCUSED = frozenset({"how_many", "when", "where"})
+# Nouns too general to require: the answer says "20 were killed", not "20 people".
+_GENERIC_NOUNS = frozenset(
+    """people person persons one ones thing things time times year years day days date way
+    number numbers amount amounts kind type part parts percentage percent share proportion
+    total figure figures name names place places country countries city cities town area
+    group groups member members reason event events article story news piece report
+    level rate size value sum cost price age lot majority minority location position example
+    examples instance instances case cases incident incidents sort form forms""".split()
+)
+
+
+def _focus(doc: Any) -> tuple[str, ...]:
+    """The stemmed terms of the noun the question's figure, date or place is about."""
+    head = None
+    for token in doc:
+        if token.lower_ in ("many", "much") and token.i and doc[token.i - 1].lower_ == "how":
+            if token.dep_ == "amod" and token.head.pos_ == "NOUN":
+                head = token.head  # "how many passengers"
+            break
+    if head is None:  # the subject: "When will the funeral be held?", "How much was bail"
+        subjects = [t for t in doc if t.dep_ in ("nsubj", "nsubjpass") and t.pos_ == "NOUN"]
+        head = subjects[0] if subjects else None
+    if head is None:
+        return ()
+    nouns = [t for t in head.children if t.dep_ == "compound" and t.pos_ == "NOUN"] + [head]
+    if head.lower_ in _GENERIC_NOUNS:  # "the name of the soldier", "the rate of inflation"
+        nouns += [
+            p
+            for prep in head.children
+            if prep.lower_ == "of"
+            for p in prep.children
+            if p.dep_ == "pobj" and p.pos_ == "NOUN"
+        ]
+    terms = [content_terms(t.text) for t in nouns if t.lower_ not in _GENERIC_NOUNS]
+    return tuple(dict.fromkeys(term for found in terms for term in found))
 
 
 def question_word(question: str) -> str:

@@ -270,6 +270,9 @@ class ExtractiveAnswerer:
         )
         if strict:
             scored = [c for c in scored if c.typed or self._carries_figure(c)]
+        focus = request.analysis.focus
+        if focus:  # "How much was bail set at?": a figure of something else does not answer
+            scored = [c for c in scored if self._about_focus(c, focus)]
         if not scored:
             return refusal()
         lead = scored[0]
@@ -332,6 +335,8 @@ class ExtractiveAnswerer:
             if _QUOTE_MARKS.search(candidate.neighbour(candidate.after)):
                 return replace(candidate, extend_after=True)
             return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
+        if analysis.focus and not self._about_focus(candidate, analysis.focus):
+            return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
         wanted = analysis.answer_types
         if not wanted:
             return candidate
@@ -342,6 +347,19 @@ class ExtractiveAnswerer:
         if following and _has_type(following, next_labels, analysis):
             return replace(candidate, extend_after=True)
         return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
+
+    @staticmethod
+    def _about_focus(candidate: Candidate, focus: Sequence[str]) -> bool:
+        """Whether the sentence, its neighbours or its headline name what the asked figure,
+        date or place is of ("bail" for "How much was bail set at?")."""
+        window = (
+            candidate.passage.title,
+            candidate.neighbour(candidate.before),
+            candidate.sentence,
+            candidate.neighbour(candidate.after),
+        )
+        terms = {t for part in window for t in content_terms(part)}
+        return any(term in terms for term in focus)
 
     def _carries_figure(self, candidate: Candidate) -> bool:
         """Whether the quote holds any figure or date at all, spelled out included ("three

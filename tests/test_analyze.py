@@ -25,11 +25,36 @@ ANALYZER = QuestionAnalyzer()
         ("Compare how CNN and ABC covered the DeVos vote", "compare", "DeVos vote"),
         ("How many member states does the bloc have?", "fact", ""),
         ("Why is the EU hesitant to pass new digital laws?", "fact", ""),
+        ("Which BBC articles cover Chuck Berry's death?", "list", "BBC Chuck Berry's death"),
+        ("List the Al Jazeera pieces about Kim Jong-nam", "list", "Al Jazeera Kim Jong-nam"),
+        ("What did the reports say?", "fact", ""),
+        ("Who reported that a postman won damages?", "publisher", "postman won damages"),
+        ("What's been written about Geert Wilders?", "broad", "Geert Wilders"),
+        ("When did the BBC run its story on the DeVos vote?", "published", "BBC DeVos vote"),
+        ("When did the marathon run?", "fact", ""),
     ],
 )
 def test_intents_and_topics(question: str, intent: str, topic: str) -> None:
     analysis = ANALYZER.analyze(question)
     assert (analysis.intent, analysis.topic) == (intent, topic)
+
+
+@pytest.mark.parametrize(
+    ("question", "focus"),
+    [
+        ("How much was bail set at for Lee Jae-yong?", ("bail",)),
+        ("How many passengers were on the flight?", ("passeng",)),
+        ("When will Kim Jong Nam's funeral be held?", ("funer",)),
+        ("Where was the summit held?", ("summit",)),
+        ("How many people died in the attack?", ()),  # too general to require
+        ("What gift did Merkel bring Trump?", ()),  # answered by a kind of gift
+        ("When was the Eiffel Tower built?", ()),  # a name: missing names are checked apart
+    ],
+)
+def test_the_focus_is_the_noun_whose_figure_date_or_place_is_asked(
+    question: str, focus: tuple[str, ...]
+) -> None:
+    assert ANALYZER.analyze(question).focus == focus
 
 
 def test_a_comparison_names_both_outlets() -> None:

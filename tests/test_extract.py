@@ -281,3 +281,9 @@ def test_an_outlet_named_as_the_source_filters_the_search() -> None:
     assert CATALOG.named_sources("What did Al Jazeera report about Kabul?") == ["Al Jazeera"]
     assert CATALOG.named_sources("according to the al jazeera, who died?") == ["Al Jazeera"]
     assert CATALOG.named_sources("What did Trump say about CNN?") == []
+
+
+def test_a_figure_of_something_the_sentence_does_not_name_is_not_an_answer() -> None:
+    # "51-50" is a figure about DeVos, but not of bail: the sentence must name what is counted.
+    assert ask("How much was bail set at for Betsy DeVos in the Senate vote?", "vote").refused
+    assert not ask("What was the final tally of the Senate vote on DeVos?", "vote").refused
