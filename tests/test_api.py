@@ -248,6 +248,17 @@ def test_ask_with_history_and_filters(client: TestClient) -> None:
     assert [c["article_id"] for c in follow_up.json()["citations"]] == ["eu-strategy"]
 
 
+def test_ask_filtered_by_outlet_as_the_chat_filters(client: TestClient) -> None:
+    for outlets, expected in ((["Tech Policy Press"], "eu-strategy"), (["Nobody Daily"], None)):
+        body = client.post(
+            "/v1/ask",
+            json={"question": PARTNERS_Q, "filters": {"publishers": outlets}},
+            headers=AUTH,
+        ).json()
+        cited = {c["article_id"] for c in body["citations"]}
+        assert cited == ({expected} if expected else set()), body
+
+
 def test_an_extractive_stream_is_the_final_answer_alone(client: TestClient) -> None:
     # The extractive answerer picks whole verbatim sentences in one step: it sends no token
     # events that would only replay its finished answer (the llm answerer's tokens are tested

@@ -153,7 +153,7 @@ def _mount_chat(app: FastAPI, chat: gr.Blocks, state: ApiState) -> None:
         app,
         chat,
         path=CHAT_PATH,
-        footer_links=["api", "settings"],
+        footer_links=[],  # the chat's own footer links the /v1 docs; no Gradio developer links
         run_history=False,
         show_error=False,
         ssr_mode=False,

@@ -205,6 +205,7 @@ class FiltersIn(_Body):
 
     article_ids: list[str] = Field(default_factory=list)
     authors: list[str] = Field(default_factory=list)
+    publishers: list[str] = Field(default_factory=list)
     date_from: dt.date | None = None
     date_to: dt.date | None = None
 
@@ -212,6 +213,7 @@ class FiltersIn(_Body):
         return SearchFilters(
             article_ids=tuple(self.article_ids),
             authors=tuple(self.authors),
+            publishers=tuple(self.publishers),
             date_from=self.date_from.isoformat() if self.date_from else "",
             date_to=self.date_to.isoformat() if self.date_to else "",
         )

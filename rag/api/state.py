@@ -31,6 +31,7 @@ from rag.api.jobs import Jobs, Progress
 from rag.api.limits import AskGate
 from rag.api.security import ApiKeys, Sessions
 from rag.assistant import Assistant
+from rag.chat_models import chat_model_configured
 from rag.chunk import chunk_article
 from rag.config import ServeSettings
 from rag.embed import Embedder, Vectors
@@ -155,11 +156,11 @@ class ApiState:
         if answerer is None or answerer == self.assistant.settings.answer.answerer:
             return self.assistant
         settings = self.assistant.settings
-        if answerer == "llm" and not (settings.llm_base_url or settings.llm_model_path):
+        if answerer == "llm" and not chat_model_configured(settings.llm):
             raise HTTPException(
                 422,
                 "answerer 'llm' is not available: no language model is configured"
-                " (set RAG_LLM_BASE_URL or RAG_LLM_MODEL_PATH)",
+                " (set RAG_LLM, RAG_LLM_BASE_URL or RAG_LLM_MODEL_PATH)",
             )
         with self._others_lock:
             if answerer not in self._others:
