@@ -290,7 +290,11 @@ def add_and_watch(settings: Settings, sentences: Sequence[str], refresh_s: float
         cwd=ROOT,
     )
     assert replica.stdin is not None and replica.stdout is not None
-    ready = json.loads(replica.stdout.readline())  # the replica has loaded and answered
+    first = replica.stdout.readline()  # the replica has loaded and answered (or failed)
+    if not first:
+        replica.wait(timeout=60)
+        return {"replica_error": f"the replica process exited with {replica.returncode}"}
+    ready = json.loads(first)
     embedder = create_embedder(settings.index)
     store = ChromaStore.open(settings.index, embedder.model_id)
     indexer = Indexer(settings.index, embedder, store)
@@ -403,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: dict[str, Any] = {"lexical": args.lexical, "dim": args.dim}
         results.update(build(settings, args.chunks, sentences, args.batch))
         results.update(measure(settings, sentences, args.queries))
+        print(json.dumps(results), file=sys.stderr, flush=True)  # kept if what follows fails
         results.update(add_and_watch(settings, sentences, args.refresh_s))
         results["disk_mb"] = disk_mb(data_dir)
         results["cpus"] = os.cpu_count()
