@@ -264,7 +264,7 @@ def test_a_stream_that_fails_ends_with_the_extractive_answer(
     assert not final.refused and valid(final)
 
 
-def test_the_extractive_default_streams_as_before_and_needs_no_model(
+def test_the_extractive_default_streams_its_checked_answer_and_needs_no_model(
     settings: Settings, corpus: Path
 ) -> None:
     assistant = Assistant.open(settings)  # no endpoint configured at all
@@ -273,7 +273,7 @@ def test_the_extractive_default_streams_as_before_and_needs_no_model(
     events = list(assistant.stream(PARTNERS_Q))
     final = events[-1]
     assert isinstance(final, Answer) and final.notices == () and final.removed == ()
-    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == final.answer
+    assert events == [final]  # whole verbatim sentences in one step: no replayed pieces
 
 
 # -- follow-ups -----------------------------------------------------------------------------------
