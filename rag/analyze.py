@@ -123,8 +123,9 @@ _WH = (
     (
         "how_many",
         re.compile(
-            r"\bwhat (?:\w+ ){0,4}(?:percentage|share|amount|number|sum|proportion|price|cost"
-            r"|count|tally|total|score|margin|figure|rate)\b",
+            r"\bwhat (?:[\w'’]+ ){0,4}(?:percentage|share|amount|number|sum|proportion|price"
+            r"|cost|count|tally|total|score|margin|figure|rate|worth|salary|fortune|budget"
+            r"|population|turnout|toll)\b",
             re.I,
         ),
     ),
@@ -437,7 +438,8 @@ _GENERIC_NOUNS = frozenset(
     total figure figures name names place places country countries city cities town area
     group groups member members reason event events article story news piece report
     level rate size value sum cost price age lot majority minority location position example
-    examples instance instances case cases incident incidents sort form forms""".split()
+    examples instance instances case cases incident incidents sort form forms toll death
+    deaths""".split()
 )
 
 

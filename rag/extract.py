@@ -77,6 +77,13 @@ _LARGE_NUMBER = re.compile(
     r"\b(?:hundreds?|thousands?|millions?|billions?|trillions?|dozens?|percent|half)\b", re.I
 )
 
+_SOME_NUMBER = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|twenty"
+    r"|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|millions?|billions?"
+    r"|dozens?|half|a few|several)\b",
+    re.I,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -269,10 +276,15 @@ class ExtractiveAnswerer:
             _ASKS_DATE.search(request.analysis.question)
         )
         if strict:
-            scored = [c for c in scored if c.typed or self._carries_figure(c)]
+            counted = request.analysis.wh == "how_many"
+            scored = [c for c in scored if c.typed or self._carries_figure(c, counted)]
         focus = request.analysis.focus
         if focus:  # "How much was bail set at?": a figure of something else does not answer
             scored = [c for c in scored if self._about_focus(c, focus)]
+        # Every name of the question must be in the quote's own article: Trump's net worth
+        # does not answer "What is Betsy DeVos's net worth?", nor Germany's jobless rate Japan's.
+        # (The article, not the sentence: "they" in the sentence may be the name's.)
+        scored = self._naming_every_name(scored, request)
         if not scored:
             return refusal()
         lead = scored[0]
@@ -348,6 +360,19 @@ class ExtractiveAnswerer:
             return replace(candidate, extend_after=True)
         return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
 
+    def _naming_every_name(
+        self, scored: list[Candidate], request: AnswerRequest
+    ) -> list[Candidate]:
+        """The candidates whose article mentions every name of the question."""
+        names_all: dict[str, bool] = {}
+        for article_id in dict.fromkeys(c.passage.article_id for c in scored):
+            whole = self._catalog().passages(article_id) or [
+                c.passage for c in scored if c.passage.article_id == article_id
+            ]
+            missing = missing_names(request.analysis, request.search_query, whole)
+            names_all[article_id] = not missing
+        return [c for c in scored if names_all[c.passage.article_id]]
+
     @staticmethod
     def _about_focus(candidate: Candidate, focus: Sequence[str]) -> bool:
         """Whether the sentence, its neighbours or its headline name what the asked figure,
@@ -361,13 +386,17 @@ class ExtractiveAnswerer:
         terms = {t for part in window for t in content_terms(part)}
         return any(term in terms for term in focus)
 
-    def _carries_figure(self, candidate: Candidate) -> bool:
+    def _carries_figure(self, candidate: Candidate, counted: bool = False) -> bool:
         """Whether the quote holds any figure or date at all, spelled out included ("three
         people", "forty-eight hours"): too weak to rank by (a sentence about "two parties"
-        does not give a vote count), enough not to refuse a sentence that may answer."""
+        does not give a vote count), enough not to refuse a sentence that may answer.
+        For a count (``counted``: how many / much / old / long), a date counts only with a
+        number in it ("90 years", "three weeks"), not "today" or "on Saturday"."""
         sentence, following = candidate.sentence, candidate.neighbour(candidate.after)
         labels, next_labels = self.analyzer.entity_labels([sentence, following or "."])
         found = labels | (next_labels if candidate.extend_after else frozenset())
+        if counted and not _SOME_NUMBER.search(candidate.quote):
+            found -= {"DATE", "TIME"}
         return bool(found & _FIGURE_LABELS)
 
     @staticmethod

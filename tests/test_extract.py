@@ -241,8 +241,8 @@ FURNISHED: Articles = {
 }
 
 
-def _furnished_draft(question: str) -> Draft:
-    catalog = Catalog(stored_chunks(FURNISHED), "v1")
+def _furnished_draft(question: str, articles: Articles = FURNISHED) -> Draft:
+    catalog = Catalog(stored_chunks(articles), "v1")
     parts = AnswererParts(
         SETTINGS,
         HashEmbedder(),
@@ -252,7 +252,7 @@ def _furnished_draft(question: str) -> Draft:
         chat_model=lambda: (_ for _ in ()).throw(AssertionError("no chat model")),
     )
     answerer = create_answerer("extractive", parts)
-    found = [p for aid in FURNISHED for p in catalog.passages(aid)]
+    found = [p for aid in articles for p in catalog.passages(aid)]
     request = AnswerRequest(
         question,
         question,
@@ -287,3 +287,50 @@ def test_a_figure_of_something_the_sentence_does_not_name_is_not_an_answer() -> 
     # "51-50" is a figure about DeVos, but not of bail: the sentence must name what is counted.
     assert ask("How much was bail set at for Betsy DeVos in the Senate vote?", "vote").refused
     assert not ask("What was the final tally of the Senate vote on DeVos?", "vote").refused
+
+
+JUDGE_ARTICLE: Articles = {
+    "watson": (
+        "Hawaii judge blocks travel ban",
+        "",
+        "2017-03-16",
+        "CNN",
+        [
+            "Today, Judge Derrick Watson made history in Honolulu. Judge Derrick Watson was"
+            " confirmed by the Senate without a dissenting vote.",
+        ],
+    )
+}
+
+
+def test_how_old_is_not_answered_by_a_date_without_a_number() -> None:
+    assert _furnished_draft("How old is Judge Derrick Watson?", JUDGE_ARTICLE).refused
+
+
+def test_a_rate_of_something_else_does_not_answer() -> None:
+    rates: Articles = {
+        "jp": ("Japan prices", "", "2016-11-01", "DW", ["Japan's inflation rate fell to 0.5%."])
+    }
+    assert _furnished_draft("What is Japan's unemployment rate?", rates).refused
+    assert not _furnished_draft("What is Japan's inflation rate?", rates).refused
+
+
+def test_a_figure_from_an_article_about_someone_else_does_not_answer() -> None:
+    wealth: Articles = {
+        "trump": (
+            "Trump's wealth",
+            "",
+            "2017-02-01",
+            "CNN",
+            ["He has said his net worth is $10 billion."],
+        ),
+        "devos": (
+            "DeVos confirmed",
+            "",
+            "2017-02-07",
+            "CNN",
+            ["Betsy DeVos was confirmed on Tuesday."],
+        ),
+    }
+    assert _furnished_draft("What is Betsy DeVos's net worth?", wealth).refused
+    assert not _furnished_draft("What is Trump's net worth?", wealth).refused
