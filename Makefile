@@ -64,12 +64,12 @@ eval: install
 
 # The regression gate CI runs: thresholds just under what the current bot scores, so a drop
 # in retrieval, facts, citations or refusals fails the build. Latency is not gated.
-# Measured 2026-12-01 with sentence vectors, the reranker and the retrained judge: hit 1.0,
-# MRR 0.912, facts 0.789, validity 1.0, support 1.0, refusals 0.583 (7 of 12; 8 before the
-# reranker), false refusals 0.079.
-eval-gate: EVAL_GATE = --fail-under hit_at_k=0.95 --fail-under mrr=0.89 \
+# Measured 2026-12-01 (session 4: FTS5 lexical, focus nouns, names in the quote's article):
+# hit 1.0, MRR 0.921, facts 0.789, validity 1.0, support 1.0, refusals 0.667 (8 of 12),
+# false refusals 0.079.
+eval-gate: EVAL_GATE = --fail-under hit_at_k=0.95 --fail-under mrr=0.90 \
 	--fail-under fact_recall=0.77 --fail-under citation_validity=1.0 \
-	--fail-under citation_support=0.95 --fail-under refusal_accuracy=0.55 \
+	--fail-under citation_support=0.95 --fail-under refusal_accuracy=0.65 \
 	--fail-over false_refusal_rate=0.10
 eval-gate: eval
 
