@@ -87,7 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         help="extractive (default: quotes what the trained judge picks), heuristic (the earlier"
         " rules) or llm (a chat model, verified)",
     )
-    llm.add_argument("--llm-provider", help="chat model provider: openai (default) or llamacpp")
+    llm.add_argument(
+        "--llm-provider",
+        help="chat model provider: openai (default; any OpenAI-compatible endpoint), llamacpp"
+        " (a local GGUF via xllamacpp) or any provider init_chat_model knows; RAG_LLM="
+        "provider:model names both",
+    )
     llm.add_argument(
         "--llm-base-url",
         metavar="URL",
