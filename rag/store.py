@@ -551,10 +551,17 @@ class ChromaStore:
     # -- commit records ---------------------------------------------------------------------------
 
     def _commit_collection(self, create: bool = False) -> Any | None:
-        # A missing collection is looked up again on the next call (it costs well under a
-        # millisecond), so a reader sees the first records as soon as a writer makes them.
-        if self._commits is None:
-            name = self._name + _COMMITS
+        # None: a store written before commit records, or none written yet.
+        return self._side_collection("_commits", _COMMITS, create)
+
+    def _side_collection(self, attribute: str, suffix: str, create: bool) -> Any | None:
+        """The store's collection ``<name><suffix>`` (commit records, the change log), cached
+        in ``attribute``; None while it does not exist. A missing collection is looked up
+        again on the next call (well under a millisecond), so a reader sees the first records
+        as soon as a writer makes them."""
+        cached = getattr(self, attribute)
+        if cached is None:
+            name = self._name + suffix
             try:
                 with _server_errors(self._server_url):
                     if create:
@@ -563,10 +570,11 @@ class ChromaStore:
                         found = self._client.get_collection(name, embedding_function=None)
             except ProviderError:
                 raise
-            except Exception:  # not there yet: a store written before commit records
+            except Exception:  # not there yet
                 return None
-            self._commits = self._guarded(found)
-        return self._commits
+            cached = self._guarded(found)
+            setattr(self, attribute, cached)
+        return cached
 
     def commit_records(self, article_ids: Collection[str] | None = None) -> dict[str, CommitRecord]:
         """The commit record of each of ``article_ids`` that has one (of every article when
@@ -667,20 +675,8 @@ class ChromaStore:
             offset += _PAGE
 
     def _change_collection(self, create: bool = False) -> Any | None:
-        if self._changes is None:
-            name = self._name + _CHANGES
-            try:
-                with _server_errors(self._server_url):
-                    if create:
-                        found = self._client.get_or_create_collection(name, embedding_function=None)
-                    else:
-                        found = self._client.get_collection(name, embedding_function=None)
-            except ProviderError:
-                raise
-            except Exception:  # not there yet: no record was written since the log exists
-                return None
-            self._changes = self._guarded(found)
-        return self._changes
+        # None: no record was written since the log exists.
+        return self._side_collection("_changes", _CHANGES, create)
 
     def delete_commit_records(self, article_ids: Sequence[str]) -> None:
         with _write_errors():
