@@ -266,8 +266,8 @@ class Assistant:
         """The answer as it is produced: text pieces, then the final ``Answer``.
 
         With the LLM answerer the pieces are the model's tokens as they arrive (unverified: a
-        UI must replace them with the final answer). The extractive answer is ready at once;
-        it is streamed sentence by sentence so every answerer looks the same to a UI.
+        UI must replace them with the final answer). The extractive answer is ready at once,
+        so its stream is the final ``Answer`` alone.
         """
         yield from self._answer(question, history, filters, None, streaming=True)
 

@@ -97,8 +97,7 @@ class Catalog:
         found = []
         lowered = f" {question.lower()} "
         for publisher in self.publishers():
-            name = publisher.lower()
-            forms = {name, name.split()[0]} if len(name.split()[0]) >= 3 else {name}
+            forms = _name_forms(publisher)
             if any(re.search(rf"(?<![\w]){re.escape(f)}(?![\w])", lowered) for f in forms):
                 found.append(publisher)
         return found
@@ -109,9 +108,7 @@ class Catalog:
         (A bare mention, as in "what did Trump say about CNN?", is not one.)"""
         found = []
         for publisher in self.publishers_in(question):
-            name = publisher.lower()
-            forms = {name, name.split()[0]} if len(name.split()[0]) >= 3 else {name}
-            for form in forms:
+            for form in _name_forms(publisher):
                 f = re.escape(form)
                 if re.search(
                     rf"\b(?:according to|did|does|do|has|have|in|from|by|on) (?:the )?{f}(?![\w])"
@@ -225,3 +222,11 @@ def _info(article_id: str, chunk: StoredChunk) -> ArticleInfo:
         publisher=str(meta.get("publisher", "")),
         url=str(meta.get("url", "")),
     )
+
+
+def _name_forms(publisher: str) -> set[str]:
+    """How a question may name an outlet, lower-cased: in full, or by its first word when
+    that has three letters or more ("abc" for "ABC News"; "Al Jazeera" only in full)."""
+    name = publisher.lower()
+    first = name.split()[0]
+    return {name, first} if len(first) >= 3 else {name}

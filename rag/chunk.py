@@ -11,6 +11,7 @@ and an id derived from its content. This module does not read files or embed any
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rag.schema import Article, Chunk, content_hash
@@ -87,3 +88,26 @@ def _pack(units: list[_Unit], chunk_chars: int, overlap: int) -> list[tuple[int,
     if current:
         spans.append((current[0].start, current[-1].end))
     return spans
+
+
+def reassemble(pieces: Iterable[tuple[int, int, str]]) -> str:
+    """An article's text rebuilt from ``(start, end, text)`` pieces cut from it (chunks or
+    passages) by their character offsets.
+
+    Pieces may overlap (a repeated sentence) or leave out the whitespace between them (a
+    paragraph break between packed paragraphs, a space between sentences of a split one):
+    overlaps are taken once, and a gap is refilled with the whitespace normalised text has
+    there, so the offsets of every piece, and so of every citation, still hold.
+    """
+    parts: list[str] = []
+    position = 0
+    for start, end, text in sorted(pieces, key=lambda piece: (piece[0], piece[1])):
+        if end <= position:
+            continue
+        if start > position:
+            gap = start - position
+            parts.append("\n\n" if gap == 2 else " " * gap)
+            position = start
+        parts.append(text[position - start :])
+        position = end
+    return "".join(parts)

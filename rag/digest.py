@@ -32,7 +32,7 @@ from rag.catalog import Catalog
 from rag.cite import Evidence, citation_for
 from rag.describe import byline
 from rag.schema import Citation, Passage
-from rag.text import content_terms, is_furniture, sentence_spans, words
+from rag.text import content_terms, is_furniture, sentence_spans, word_key, words
 
 if TYPE_CHECKING:
     from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
@@ -124,7 +124,7 @@ def digest(request: AnswerRequest, catalog: Catalog) -> Draft:
     for group in groups:
         quotes = []
         for passage, sentence in _best_sentences(group, names, terms, per_article):
-            key = tuple(words(sentence.lower()))
+            key = word_key(sentence)
             if key not in shown:
                 shown.add(key)
                 quotes.append((passage, sentence))
@@ -223,9 +223,8 @@ def _summary(passages: Sequence[Passage]) -> Draft:
     for passage in sorted(passages, key=lambda p: p.start):
         for start, end in sentence_spans(passage.text):
             sentence = passage.text[start:end]
-            if sentence not in seen and len(words(sentence)) >= _MIN_WORDS:
-                if is_furniture(sentence):
-                    continue
+            long_enough = len(words(sentence)) >= _MIN_WORDS
+            if sentence not in seen and long_enough and not is_furniture(sentence):
                 seen.add(sentence)
                 sentences.append((passage, sentence))
     if not sentences:

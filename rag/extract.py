@@ -47,7 +47,7 @@ from rag.judge import AnswerJudge, PreparingJudge, judge_input
 from rag.retrieve import passage_from_chunk
 from rag.schema import AnswerDelta, Passage
 from rag.store import StoredChunk
-from rag.text import content_terms, is_furniture, sentence_spans, words
+from rag.text import content_terms, is_furniture, sentence_spans, word_key, words
 from rag.vectors import VectorFile
 
 _MIN_SENTENCE_WORDS = 4
@@ -347,8 +347,6 @@ class ExtractiveAnswerer:
             if _QUOTE_MARKS.search(candidate.neighbour(candidate.after)):
                 return replace(candidate, extend_after=True)
             return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
-        if analysis.focus and not self._about_focus(candidate, analysis.focus):
-            return replace(candidate, score=candidate.score * _TYPE_PENALTY, typed=False)
         wanted = analysis.answer_types
         if not wanted:
             return candidate
@@ -485,7 +483,7 @@ def _overlaps(a: Candidate, b: Candidate) -> bool:
 def _same_words(a: Candidate, b: Candidate) -> bool:
     """Whether two candidates quote the same words (a story syndicated to two articles):
     the answer quotes them once."""
-    return words(a.quote.lower()) == words(b.quote.lower())
+    return word_key(a.quote) == word_key(b.quote)
 
 
 def _has_type(sentence: str, labels: frozenset[str], analysis: QuestionAnalysis) -> bool:

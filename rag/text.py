@@ -142,6 +142,12 @@ _FURNITURE = re.compile(
 )
 
 
+def word_key(text: str) -> tuple[str, ...]:
+    """``text``'s words, lower-cased: two quotes with the same key say the same thing (a
+    story syndicated to two articles), whatever their spacing and punctuation."""
+    return tuple(words(text.lower()))
+
+
 def is_furniture(sentence: str) -> bool:
     """Whether ``sentence`` carries site furniture rather than only the article's words."""
     return bool(_FURNITURE.search(sentence))

@@ -39,6 +39,7 @@ from rag.api.models import (
 )
 from rag.api.security import READER, WRITER
 from rag.api.state import ApiState, api_state
+from rag.chunk import reassemble
 from rag.errors import CorpusError
 from rag.index import IngestReport
 from rag.schema import Article
@@ -76,26 +77,8 @@ def list_articles(store: ChromaStore) -> list[dict[str, Any]]:
 
 
 def reassemble_text(chunks: Sequence[StoredChunk]) -> str:
-    """An article's text rebuilt from its chunks by their character offsets.
-
-    Chunks may overlap (a repeated sentence) or leave out the whitespace between them (a
-    paragraph break between packed paragraphs, a space between sentences of a split one):
-    overlaps are taken once, and a gap is refilled with the whitespace normalised text has
-    there, so the offsets of every chunk, and so of every citation, still hold.
-    """
-    parts: list[str] = []
-    position = 0
-    for chunk in sorted(chunks, key=lambda c: (int(c.metadata["start"]), int(c.metadata["end"]))):
-        start, end = int(chunk.metadata["start"]), int(chunk.metadata["end"])
-        if end <= position:
-            continue
-        if start > position:
-            gap = start - position
-            parts.append("\n\n" if gap == 2 else " " * gap)
-            position = start
-        parts.append(chunk.text[position - start :])
-        position = end
-    return "".join(parts)
+    """An article's text rebuilt from its stored chunks (``rag.chunk.reassemble``)."""
+    return reassemble((int(c.metadata["start"]), int(c.metadata["end"]), c.text) for c in chunks)
 
 
 # --- reading what was posted ------------------------------------------------------------------

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rag.catalog import ArticleInfo
+from rag.chunk import reassemble
 from rag.schema import Answer, Citation, Passage
 from rag.ui.markdown import format_date, group_by_article, parse_date, safe_url
 
@@ -100,23 +101,8 @@ def _paragraphs_html(text: str) -> str:
 
 
 def article_text(passages: Sequence[Passage]) -> str:
-    """An article's text rebuilt from its passages by their character offsets.
-
-    Overlaps are taken once, and a gap between two passages is refilled with the whitespace
-    that normalised text has there (two characters: a paragraph break), so every offset holds.
-    """
-    parts: list[str] = []
-    position = 0
-    for passage in sorted(passages, key=lambda p: (p.start, p.end)):
-        if passage.end <= position:
-            continue
-        if passage.start > position:
-            gap = passage.start - position
-            parts.append("\n\n" if gap == 2 else " " * gap)
-            position = passage.start
-        parts.append(passage.text[position - passage.start :])
-        position = passage.end
-    return "".join(parts)
+    """An article's text rebuilt from its passages (``rag.chunk.reassemble``)."""
+    return reassemble((p.start, p.end, p.text) for p in passages)
 
 
 def find_quote(text: str, quote: str, near: int = 0) -> tuple[int, int] | None:
