@@ -9,7 +9,14 @@ module). Both index the same terms (``index_terms``) and apply filters inside th
 conditions; for ``bm25s`` one prebuilt array per field, compared as a whole).
 
 The ``bm25s`` backend is saved under ``data_dir/lexical`` together with a copy of each chunk's
-text and metadata (so lexical hits need no round trip to the store). It records the store's
+text and metadata (so lexical hits need no round trip to the store). That path is a symbolic link
+to one whole saved version in ``data_dir/lexical.versions``: a save writes a new version folder
+and then swaps the link with one ``os.replace``, so a reader that resolves the link once reads
+one whole version, and two saves racing each other both succeed (the last swap wins). The
+two versions before the current one are kept for readers still on them; older ones are removed
+(under a file lock, so no save removes what another is about to point at), and a reader whose
+version vanished under it follows the link again. A ``lexical`` folder of the layout before
+links is moved among the versions by the first save. It records the store's
 ``index_version`` it was built from; when that differs, or the files are missing or unreadable,
 ``Bm25sIndex.load_or_build`` rebuilds it from the store. It never writes to the store.
 
@@ -27,12 +34,15 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from filelock import FileLock
 
 from rag.errors import SettingsError
 from rag.store import ChromaStore, StoredChunk
@@ -181,38 +191,51 @@ class Bm25sIndex:
     def load(cls, directory: Path) -> Bm25sIndex | None:
         """The index saved in ``directory``, or None when missing, old, unreadable or not
         byte for byte what was saved (logged: it is then rebuilt)."""
-        try:
-            manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
-            return None
-        try:
-            damage = _damage(directory, manifest)
-            if damage:
-                log.warning(
-                    "the lexical index in %s is damaged (%s): rebuilding it", directory, damage
-                )
+        for _ in range(_FOLLOW_ATTEMPTS):
+            version_dir = directory.resolve()
+            try:
+                return cls._load_version(version_dir)
+            except _Unreadable as e:
+                if directory.resolve() != version_dir:
+                    continue  # a newer save swapped the link and removed this version: follow
+                if e.quiet:
+                    return None
+                log.warning("the lexical index in %s is %s: rebuilding it", directory, e)
                 return None
-            with (directory / "chunks.jsonl").open(encoding="utf-8") as lines:
+        return None
+
+    @classmethod
+    def _load_version(cls, version_dir: Path) -> Bm25sIndex:
+        """One saved version, read from its own folder (never through the link again)."""
+        try:
+            manifest = json.loads((version_dir / "manifest.json").read_text("utf-8"))
+        except (OSError, ValueError) as e:
+            raise _Unreadable("missing", quiet=True) from e
+        if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+            raise _Unreadable("of an older format", quiet=True)
+        try:
+            damage = _damage(version_dir, manifest)
+            if damage:
+                raise _Unreadable(f"damaged ({damage})")
+            with (version_dir / "chunks.jsonl").open(encoding="utf-8") as lines:
                 chunks = [StoredChunk(*json.loads(line)) for line in lines]
             if len(chunks) != manifest["chunks"]:
-                log.warning("the lexical index in %s is damaged: rebuilding it", directory)
-                return None
+                raise _Unreadable("damaged (chunks.jsonl is not the count saved)")
             bm25 = None
             if chunks:
                 import bm25s
 
-                bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
+                bm25 = bm25s.BM25.load(str(version_dir / "bm25"), show_progress=False)
             return cls(chunks, str(manifest["version"]), bm25)
         except (OSError, ValueError, KeyError, TypeError) as e:
-            log.warning("the lexical index in %s is unreadable (%s): rebuilding it", directory, e)
-            return None
+            raise _Unreadable(f"unreadable ({e})") from e
 
     def save(self, directory: Path) -> None:
-        """Write to a temporary sibling, then swap it in, so readers never see half an index."""
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".lexical-", dir=directory.parent))
+        """Write a new version folder, then point ``directory`` (a link) at it in one
+        ``os.replace``: readers see the old version or the new one, never half of either."""
+        versions = _versions_dir(directory)
+        versions.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=versions))
         try:
             with (staging / "chunks.jsonl").open("w", encoding="utf-8") as out:
                 for c in self.chunks:
@@ -227,12 +250,13 @@ class Bm25sIndex:
                 "sha256": _digests(staging),
             }
             (staging / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-            old = directory.with_name(directory.name + ".old")
-            if directory.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-            os.replace(staging, directory)
-            shutil.rmtree(old, ignore_errors=True)
+            # Naming, swapping and removing are serialised (across processes too), so that a
+            # save never removes a version another save is about to point at.
+            with FileLock(str(versions / ".lock")):
+                saved = versions / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+                os.rename(staging, saved)
+                _point(directory, saved)
+                _remove_old_versions(versions, current=saved.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -308,6 +332,55 @@ class Bm25sIndex:
 LexicalIndex = Bm25sIndex  # the name the bm25s backend had before there were two
 register_lexical("fts5", _open_fts)
 register_lexical("bm25s", _open_bm25s)
+
+
+_FOLLOW_ATTEMPTS = 20  # how often a reader follows the link again when its version vanished
+_KEPT_VERSIONS = 3  # the current one and two before it, for readers still on them
+_STAGING = ".staging-"
+_STALE_STAGING_S = 3600.0  # a staging folder this old is a crashed save's
+
+
+class _Unreadable(Exception):
+    """Why a saved version cannot be loaded (``quiet``: simply not there, no log line)."""
+
+    def __init__(self, reason: str, *, quiet: bool = False) -> None:
+        super().__init__(reason)
+        self.quiet = quiet
+
+
+def _versions_dir(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".versions")
+
+
+def _point(directory: Path, target: Path) -> None:
+    """Swap the link ``directory`` to ``target`` in one rename (a folder of the layout before
+    links is first moved among the versions)."""
+    link = directory.with_name(f".{directory.name}-link-{uuid.uuid4().hex}")
+    os.symlink(os.path.relpath(target, directory.parent), link, target_is_directory=True)
+    try:
+        if directory.is_dir() and not directory.is_symlink():
+            os.rename(directory, _versions_dir(directory) / f"{0:020d}-legacy")
+        os.replace(link, directory)
+    finally:
+        if link.is_symlink():
+            link.unlink()
+
+
+def _remove_old_versions(versions: Path, current: str) -> None:
+    """Every version folder but the newest ``_KEPT_VERSIONS`` (``current`` among them), and
+    staging folders of saves that crashed long ago; saves still writing are left alone."""
+    saved = sorted(f.name for f in versions.iterdir() if f.is_dir() and f.name[0].isdigit())
+    kept = set(saved[-_KEPT_VERSIONS:]) | {current}
+    for folder in versions.iterdir():
+        if folder.name in kept or not folder.is_dir():
+            continue
+        if folder.name.startswith(_STAGING):
+            try:
+                if time.time() - folder.stat().st_mtime < _STALE_STAGING_S:
+                    continue
+            except OSError:
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _digests(directory: Path) -> dict[str, str]:

@@ -246,3 +246,74 @@ def test_an_emptied_or_garbled_fts_file_is_rebuilt_with_a_log_line(
     assert any("damaged" in r.message and "rebuilding" in r.message for r in caplog.records)
     assert isinstance(index, FtsIndex) and index.count() == store.count()
     assert index.search("Japan India", 3)
+
+
+# -- the bm25s copy under concurrent saves and loads ----------------------------------------------
+
+
+def test_concurrent_saves_and_loads_never_see_half_a_copy(tmp_path: Path) -> None:
+    """Two writers save two versions over each other while readers load in a loop: every save
+    succeeds and every load returns one whole version (issue 9, load bench: one error)."""
+    import threading
+
+    def version(n: int) -> LexicalIndex:
+        chunks = [
+            StoredChunk(f"v{n}-{i}", f"Harbour {i} reopened in round {n}.", {"article_id": f"a{i}"})
+            for i in range(5 + n)
+        ]
+        return LexicalIndex.build(chunks, f"version-{n}")
+
+    versions = [version(1), version(2)]
+    directory = tmp_path / "lexical"
+    versions[0].save(directory)
+    wanted = {v.version: [c.chunk_id for c in v.chunks] for v in versions}
+    failures: list[str] = []
+    saving = threading.Event()
+    saving.set()
+
+    def write(index: LexicalIndex) -> None:
+        try:
+            for _ in range(60):
+                index.save(directory)
+        except Exception as e:  # the failure under test, reported below
+            failures.append(f"save: {e!r}")
+
+    def read() -> None:
+        while saving.is_set():
+            loaded = LexicalIndex.load(directory)
+            if loaded is None:
+                failures.append("load: no index")
+            elif [c.chunk_id for c in loaded.chunks] != wanted.get(loaded.version):
+                failures.append(f"load: mixed copy of {loaded.version}")
+
+    writers = [threading.Thread(target=write, args=(v,)) for v in versions]
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for thread in writers + readers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    saving.clear()
+    for thread in readers:
+        thread.join()
+    assert failures == []
+    loaded = LexicalIndex.load(directory)
+    assert loaded is not None and loaded.version in wanted
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_dir() and p.parent == tmp_path]
+    assert len(leftovers) <= 4, leftovers  # old versions are removed, not piled up
+
+
+def test_a_copy_saved_before_links_loads_and_is_replaced_by_a_link(tmp_path: Path) -> None:
+    import shutil
+
+    index = LexicalIndex.build([StoredChunk("c1", "Harbour reopened.", {"article_id": "a"})], "v1")
+    directory = tmp_path / "lexical"
+    index.save(directory)
+    old_layout = tmp_path / "plain"
+    shutil.copytree(directory.resolve(), old_layout)
+    directory.unlink()
+    old_layout.rename(directory)  # a plain folder, as saves wrote it before
+    loaded = LexicalIndex.load(directory)
+    assert loaded is not None and loaded.version == "v1"
+    LexicalIndex.build(index.chunks, "v2").save(directory)
+    reloaded = LexicalIndex.load(directory)
+    assert directory.is_symlink() and reloaded is not None and reloaded.version == "v2"
