@@ -239,12 +239,16 @@ def build_app(
     examples: Sequence[str] = DEFAULT_EXAMPLES,
     title: str = DEFAULT_TITLE,
     api_docs_url: str | None = API_DOCS_URL,
+    answer_concurrency: int | None = 1,
 ) -> gr.Blocks:
     """Build the chat UI around ``assistant``; nothing runs until the app is launched.
 
     The catalogue is read when a page loads (not at build time), so the archive panel shows
     the index as it is then. ``api_docs_url`` is where "API" in the footer leads (the ``/v1``
-    documentation); None leaves the link out.
+    documentation); None leaves the link out. ``answer_concurrency`` is how many answers
+    Gradio's own queue runs at once; None when ``assistant`` admits answers itself (``rag
+    serve`` hands it one held to the API's question admission, which then sheds a chat turn
+    beyond capacity with a one-line "try again" message).
     """
 
     def respond(message: str, history: list[Any] | None) -> Iterator[tuple[str, list[Any]]]:
@@ -470,6 +474,7 @@ def build_app(
             [api_message, api_history],
             [api_reply, api_history],
             api_name="respond",
+            concurrency_limit=answer_concurrency,
             api_description="Ask a question; returns the answer as Markdown with a Sources "
             "section. Earlier questions of the same client session are its history.",
         )
@@ -480,6 +485,7 @@ def build_app(
             "inputs": [question, chatbot, asked, *filter_inputs],
             "outputs": [chatbot, question, asked],
             "api_visibility": "undocumented",
+            "concurrency_limit": answer_concurrency,
         }
         submitted = [question.submit(**chat_io)]
         picked = chatbot.example_select(

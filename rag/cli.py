@@ -366,7 +366,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from rag.api import create_app
 
     assistant = _open(settings)
-    api = create_app(assistant, settings.serve, chat=app.build_app(assistant))
+    api = create_app(assistant, settings.serve, chat=app.build_app)
     if assistant.store.count() == 0:
         print(
             "warning: the index is empty: add articles with `rag ingest` or POST /v1/articles",

@@ -39,3 +39,7 @@ class ProviderError(RagError):
 class IndexWriteError(ProviderError):
     """Writing the index failed part way (a full disk, a store that went away): the message
     says what was kept, and the next run of the same ingest completes the rest."""
+
+
+class BusyError(RagError):
+    """The server has no turn free to answer a question soon: the message says when to retry."""

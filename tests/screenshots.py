@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = build_index(args.work, args.news)
     settings = Settings(data_dir=index)
     assistant = Assistant.open(settings)
-    api = create_app(assistant, settings, chat=chat_ui.build_app(assistant))
+    api = create_app(assistant, settings, chat=chat_ui.build_app)
     with serve(api) as url:
         for path in shoot(url, args.out):
             print(f"saved {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")

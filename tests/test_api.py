@@ -710,7 +710,7 @@ def chat_client(keyed: Settings) -> Callable[..., TestClient]:
     def open_client(**changes: Any) -> TestClient:
         settings = keyed.replace(**changes)
         assistant = Assistant.open(settings)
-        api = create_app(assistant, settings, chat=chat_ui.build_app(assistant))
+        api = create_app(assistant, settings, chat=chat_ui.build_app)
         return TestClient(api, raise_server_exceptions=False)
 
     return open_client
@@ -782,7 +782,7 @@ def served(keyed: Settings) -> Iterator[str]:
     """The whole `rag serve` app (API and chat) on uvicorn, with the corpus indexed."""
     Assistant.open(keyed).ingest([CORPUS], progress=False)
     assistant = Assistant.open(keyed)
-    api = create_app(assistant, keyed, chat=chat_ui.build_app(assistant))
+    api = create_app(assistant, keyed, chat=chat_ui.build_app)
     with serve(api) as url:
         yield url
 

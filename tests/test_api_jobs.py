@@ -385,3 +385,68 @@ def test_questions_beyond_capacity_get_503_with_retry_after_and_none_fail(
         assert "try again" in response.json()["error"]
     assert after.status_code == 200
     assert gate.turned_away == 4 and gate.running == 0
+
+
+def test_the_chat_answers_through_the_same_admission_and_says_when_to_retry(
+    keyed: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat turn takes a turn of the question gate: while one chat answer holds the only
+    turn, another chat turn is shed with a one-line "try again" reply (not a traceback, not a
+    wait in Gradio's own queue) and /v1/ask gets 503; then both answer again."""
+    from gradio_client import Client
+
+    import app as chat_ui
+
+    settings = keyed.replace(max_concurrent_asks=1, max_queued_asks=1)
+    release = threading.Event()
+    release.set()
+    real_stream = Assistant.stream
+
+    def held_stream(self: Assistant, *args: Any, **kwargs: Any) -> Any:
+        assert release.wait(WAIT_S)
+        yield from real_stream(self, *args, **kwargs)
+
+    monkeypatch.setattr(Assistant, "stream", held_stream)
+    assistant = Assistant.open(settings)
+    app = create_app(assistant, settings, chat=chat_ui.build_app)
+    gate: AskGate = app.state.api.asks
+    gate.wait_s = 0.0  # a question that must wait is turned away at once
+    replies: list[str] = []
+    with serve(app) as url, httpx.Client(base_url=url, headers=AUTH, timeout=WAIT_S) as http:
+        assert http.post("/v1/articles", json=SOLAR).status_code == 201
+
+        def chat_client() -> Client:
+            return Client(
+                url + "/chat/",
+                headers={"X-API-Key": KEY},
+                verbose=False,
+                analytics_enabled=False,
+                download_files=False,
+                httpx_kwargs={"timeout": WAIT_S},
+            )
+
+        question = "How big is the solar farm?"
+        first = chat_client()
+        assert "#### Sources" in first.predict(question, api_name="/respond")
+        release.clear()
+        holder = threading.Thread(
+            target=lambda: replies.append(first.predict(question, api_name="/respond"))
+        )
+        holder.start()
+        wait_until(lambda: gate.running == 1, "the held chat answer took the turn")
+        shed = chat_client().predict(question, api_name="/respond")
+        refused = http.post("/v1/ask", json={"question": question})
+        assert gate.running == 1  # the held answer still has its turn
+        release.set()
+        holder.join(timeout=WAIT_S)
+        wait_until(lambda: gate.running == 0, "the held chat answer gave its turn back")
+        after = chat_client().predict(question, api_name="/respond")
+        asked = http.post("/v1/ask", json={"question": question})
+    assert shed == chat_ui.render_error(
+        "the server is answering 1 questions and 0 are waiting: try again in 1 s"
+    )
+    assert "\n" not in shed and "Traceback" not in shed
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert len(replies) == 1 and "#### Sources" in replies[0] and "#### Sources" in after
+    assert asked.status_code == 200
+    assert gate.turned_away == 2 and gate.running == 0

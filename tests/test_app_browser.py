@@ -76,7 +76,7 @@ def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chat]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("index"))
     Assistant.open(settings).ingest([CORPUS, extra], progress=False)
     assistant = Assistant.open(settings)
-    api = create_app(assistant, settings, chat=chat_ui.build_app(assistant))
+    api = create_app(assistant, settings, chat=chat_ui.build_app)
     with serve(api) as url:
         yield Chat(url)
 

@@ -72,7 +72,7 @@ def base_settings(data_dir: Path, **changes: Any) -> Settings:
 def whole_app(settings: Settings) -> FastAPI:
     """What ``rag serve`` runs: the API with the chat mounted."""
     assistant = Assistant.open(settings)
-    return create_app(assistant, settings, chat=chat_ui.build_app(assistant))
+    return create_app(assistant, settings, chat=chat_ui.build_app)
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
         )
         Assistant.open(settings).ingest([CORPUS], progress=False)
         assistant = Assistant.open(settings)
-        api = create_app(assistant, settings, chat=chat_ui.build_app(assistant))
+        api = create_app(assistant, settings, chat=chat_ui.build_app)
         with serve(api) as chat:
             pages["/iframe.html"] = iframe_page(chat)
             pages["/component.html"] = web_component_page(chat)

@@ -83,7 +83,7 @@ def test_quoted_markup_is_shown_as_text_and_makes_no_request(
         answer = assistant.ask(QUESTION)
         assert not answer.refused and image in answer.answer  # the quote holds the markup
 
-        api = create_app(assistant, settings, chat=chat_ui.build_app(assistant))
+        api = create_app(assistant, settings, chat=chat_ui.build_app)
         with serve(api) as chat:
             page = browser.new_page()
             try:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,7 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from rag.api import articles, ask, health
 from rag.api.errors import InternalErrors, install_error_handlers
-from rag.api.limits import AskAdmission, BodyLimit
+from rag.api.limits import AdmittedAnswering, AskAdmission, BodyLimit
 from rag.api.security import (
     CHAT_PATH,
     ApiKeys,
@@ -59,10 +59,21 @@ def gradio_script_name() -> str:
     raise ProviderError(f"cannot find Gradio's entry script under {frontend}")
 
 
+class ChatBuilder(Protocol):
+    """How the chat is built (``app.build_app``): around the answering object it is handed,
+    with Gradio's own queue limit set by the caller."""
+
+    def __call__(
+        self, assistant: AdmittedAnswering, /, *, answer_concurrency: int | None = ...
+    ) -> gr.Blocks: ...
+
+
 def create_app(
-    assistant: Assistant, settings: ServeSettings, *, chat: gr.Blocks | None = None
+    assistant: Assistant, settings: ServeSettings, *, chat: ChatBuilder | None = None
 ) -> FastAPI:
-    """The API around ``assistant``, with ``chat`` (when given) mounted at ``/chat``.
+    """The API around ``assistant``, with the chat ``chat`` builds (when given) mounted at
+    ``/chat``. The chat is built here, around the assistant held to the same question
+    admission as ``/v1/ask``, so that no path answers past the limit.
 
     The model is warmed up in the background when the app starts (``/readyz`` says when).
     Raises ``SettingsError`` when a keys setting cannot be read or holds no key.
@@ -110,7 +121,8 @@ def create_app(
         max_age=600,
     )
     if chat is not None:
-        _mount_chat(app, chat, state)
+        blocks = chat(AdmittedAnswering(assistant, state.asks), answer_concurrency=None)
+        _mount_chat(app, blocks, state)
     return app
 
 

@@ -9,6 +9,12 @@ is answered at once with 503 and ``Retry-After``. Answering is CPU-bound, so let
 caller in would only make every answer slower until clients time out: a quick, explicit
 "come back in a second" is the better failure.
 
+The chat mounted at ``/chat`` answers through the same gate: ``AdmittedAnswering`` wraps the
+assistant the chat is built around, so each chat answer takes a turn from Gradio's worker
+thread (``anyio.from_thread``) for as long as it streams, and a chat turn that cannot get one
+is a ``BusyError``, which the chat shows as its one-line message. Gradio's own queue then
+limits nothing (``answer_concurrency=None``): one limit, counted in one place.
+
 It does not limit how often a client may call (no rate limits per key, no 429): a proxy in
 front does that better. Writes are not admitted here: they queue for the one writer
 (``rag.api.state.WriterQueue``), and large ones run as jobs.
@@ -17,13 +23,23 @@ front does that better. Writes are not admitted here: they queue for the one wri
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
+import anyio.from_thread
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.api.security import route_path
+from rag.errors import BusyError
+from rag.retrieve import SearchFilters
+from rag.schema import AnswerEvent
+
+if TYPE_CHECKING:
+    from rag.assistant import Assistant
+    from rag.catalog import Catalog
 
 
 class BodyTooLarge(HTTPException):
@@ -124,6 +140,12 @@ class AskGate:
         self.running -= 1
         self._free.release()
 
+    def busy_message(self) -> str:
+        return (
+            f"the server is answering {self.running} questions and"
+            f" {self.waiting} are waiting: try again in {RETRY_AFTER_S} s"
+        )
+
 
 class AskAdmission:
     """Hold each question to a turn of ``gate``; without one, 503 with ``Retry-After``."""
@@ -141,12 +163,10 @@ class AskAdmission:
             await self.app(scope, receive, send)
             return
         if not await self.gate.enter():
-            busy = (
-                f"the server is answering {self.gate.running} questions and"
-                f" {self.gate.waiting} are waiting: try again in {RETRY_AFTER_S} s"
-            )
             response = JSONResponse(
-                {"error": busy}, 503, headers={"Retry-After": str(RETRY_AFTER_S)}
+                {"error": self.gate.busy_message()},
+                503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
             )
             await response(scope, receive, send)
             return
@@ -154,3 +174,43 @@ class AskAdmission:
             await self.app(scope, receive, send)  # a stream keeps its turn until it ends
         finally:
             self.gate.leave()
+
+
+class AdmittedAnswering:
+    """``assistant`` as the chat sees it, each answer held to a turn of ``gate``.
+
+    ``stream`` runs in Gradio's worker threads (one per step of the generator, not always the
+    same one), so the turn is taken in the server's event loop through ``anyio.from_thread``
+    and handed back with ``call_soon_threadsafe``: also when Gradio closes the generator from
+    the loop itself (Stop, a closed page). Without a turn soon, it raises ``BusyError``.
+    """
+
+    def __init__(self, assistant: Assistant, gate: AskGate) -> None:
+        self.assistant = assistant
+        self.gate = gate
+
+    @property
+    def max_question_chars(self) -> int:
+        return self.assistant.max_question_chars
+
+    def catalog(self) -> Catalog:
+        return self.assistant.catalog()
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        filters: SearchFilters | None = None,
+    ) -> Iterator[AnswerEvent]:
+        loops: list[asyncio.AbstractEventLoop] = []
+
+        async def enter() -> bool:
+            loops.append(asyncio.get_running_loop())
+            return await self.gate.enter()
+
+        if not anyio.from_thread.run(enter):
+            raise BusyError(self.gate.busy_message())
+        try:
+            yield from self.assistant.stream(question, history, filters)
+        finally:
+            loops[0].call_soon_threadsafe(self.gate.leave)
