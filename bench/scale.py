@@ -45,7 +45,7 @@ from rag.index import Indexer
 from rag.lexical import open_lexical
 from rag.retrieve import HybridRetriever, SearchFilters
 from rag.schema import Article
-from rag.store import ChromaStore
+from rag.stores.chroma import ChromaStore
 
 _CHUNKS_PER_ARTICLE = 8  # ~900-character chunks: an article of ~7,000 characters
 _AUTHORS = 600
@@ -242,14 +242,13 @@ def measure(settings: Settings, sentences: Sequence[str], queries: int) -> dict[
             ),
         )
     )
-    wheres = [f.chroma_where() for f in filters]
     results.update(
         summary(
             "filtered_dense",
             timed(
                 [
-                    lambda v=v, w=w: store.query(v, n, w)
-                    for v, w in zip(vectors, wheres, strict=True)
+                    lambda v=v, f=f: store.query(v, n, f)
+                    for v, f in zip(vectors, filters, strict=True)
                 ]
             ),
         )

@@ -41,7 +41,7 @@ from rag.lexical import LexicalSearch, open_lexical
 from rag.rerank import rerank
 from rag.retrieve import HybridRetriever, SearchFilters, SearchResult
 from rag.schema import Answer, AnswerDelta, AnswerEvent, Article, Headline
-from rag.store import ChromaStore
+from rag.store import VectorStore, open_store
 from rag.vectors import VectorFile
 
 if TYPE_CHECKING:  # LangChain is imported only when asked for (as_runnable, answerer llm)
@@ -66,7 +66,7 @@ class Assistant:
         self,
         settings: Settings,
         embedder: Embedder,
-        store: ChromaStore,
+        store: VectorStore,
         chat_model: BaseChatModel | None = None,
         judge: AnswerJudge | None = None,
         analyzer: QuestionAnalyzer | None = None,
@@ -103,7 +103,7 @@ class Assistant:
         """The assistant with the configured embedder and the store under ``data_dir``;
         ``chat_model``, any LangChain chat model, stands in for the one the settings name."""
         embedder = create_embedder(settings.index)
-        store = ChromaStore.open(settings.index, embedder.model_id)
+        store = open_store(settings.index, embedder.model_id)
         return cls(settings, embedder, store, chat_model=chat_model)
 
     def warm_up(self) -> None:

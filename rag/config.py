@@ -43,6 +43,7 @@ ENV_VARS: dict[str, str] = {
     "RAG_DENSE_WEIGHT": "dense_weight",
     "RAG_RETRIEVAL": "retrieval",
     "RAG_LEXICAL": "lexical",
+    "RAG_STORE": "store",
     "RAG_MIN_EVIDENCE": "min_evidence",
     "RAG_SENTENCES_EMBEDDED": "sentences_embedded",
     "RAG_JUDGE": "judge",
@@ -110,6 +111,7 @@ class IndexSettings:
     chunk_chars: int = 900
     chunk_overlap_sentences: int = 1
     lexical: str = "fts5"  # the BM25 backend, by name in rag.lexical's registry: fts5, bm25s
+    store: str = "chroma"  # the vector store, by name in rag.store's registry
 
     def __post_init__(self) -> None:
         for name in ("data_dir", "corpus_dir"):

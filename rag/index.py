@@ -38,7 +38,6 @@ import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date
 from typing import Protocol
 
 import numpy as np
@@ -54,11 +53,12 @@ from rag.schema import Article, Chunk
 from rag.store import (
     LEASE_TTL_S,
     LEASE_WAIT_S,
-    ChromaStore,
     CommitRecord,
+    Lease,
     Metadata,
     StoredChunk,
-    WriterLease,
+    VectorStore,
+    date_as_int,
     is_shown,
 )
 
@@ -110,15 +110,6 @@ def chunk_metadata(article: Article, chunk: Chunk) -> Metadata:
     }
 
 
-def date_as_int(iso_date: str) -> int:
-    """``2025-06-05`` -> 20250605 (Chroma filters compare numbers); 0 when unknown."""
-    try:
-        parsed = date.fromisoformat(iso_date)
-    except ValueError:
-        return 0
-    return parsed.year * 10000 + parsed.month * 100 + parsed.day
-
-
 @contextmanager
 def writer_lock(settings: IndexSettings) -> Iterator[None]:
     """Hold the index's single-writer lock, or fail at once if another process has it."""
@@ -163,7 +154,7 @@ class Indexer:
         self,
         settings: IndexSettings,
         embedder: Embedder,
-        store: ChromaStore,
+        store: VectorStore,
         prep: ArticlePrep | None = None,
         *,
         lease_ttl_s: float = LEASE_TTL_S,
@@ -464,7 +455,7 @@ class _Run:
     """One writing run: the shared store's lease it holds (None for a local store), and the
     articles it has committed so far, for the message when it stops part way."""
 
-    lease: WriterLease | None
+    lease: Lease | None
     committed: list[str] = field(default_factory=list)
 
     def check_lease(self) -> None:

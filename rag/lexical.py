@@ -45,12 +45,12 @@ import numpy as np
 from filelock import FileLock
 
 from rag.errors import SettingsError
-from rag.store import ChromaStore, StoredChunk
+from rag.store import StoredChunk, VectorStore, date_as_int
 from rag.text import content_terms
 
 if TYPE_CHECKING:
     from rag.config import IndexSettings
-    from rag.retrieve import SearchFilters
+    from rag.store import SearchFilters
 
 _FORMAT = 2  # 2: the manifest carries the files' SHA-256
 log = logging.getLogger(__name__)
@@ -98,12 +98,12 @@ class LexicalSearch(Protocol):
         """(chunk id, article hash) of every chunk held (of ``article_ids`` when given)."""
         ...
 
-    def refreshed(self, store: ChromaStore) -> LexicalSearch:
+    def refreshed(self, store: VectorStore) -> LexicalSearch:
         """This index brought up to date with ``store`` (itself, or a new one)."""
         ...
 
 
-LexicalOpener = Callable[["IndexSettings", ChromaStore], LexicalSearch]
+LexicalOpener = Callable[["IndexSettings", VectorStore], LexicalSearch]
 _BACKENDS: dict[str, LexicalOpener] = {}
 
 
@@ -116,7 +116,7 @@ def available_lexical() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def open_lexical(settings: IndexSettings, store: ChromaStore) -> LexicalSearch:
+def open_lexical(settings: IndexSettings, store: VectorStore) -> LexicalSearch:
     """The lexical index ``settings.lexical`` names, up to date with ``store``."""
     try:
         opener = _BACKENDS[settings.lexical]
@@ -133,13 +133,13 @@ def fts_path(settings: IndexSettings) -> Path:
     return settings.data_dir / "lexical.sqlite"
 
 
-def _open_fts(settings: IndexSettings, store: ChromaStore) -> LexicalSearch:
+def _open_fts(settings: IndexSettings, store: VectorStore) -> LexicalSearch:
     from rag.lexical_fts import FtsIndex
 
     return FtsIndex.open(fts_path(settings), store)
 
 
-def _open_bm25s(settings: IndexSettings, store: ChromaStore) -> LexicalSearch:
+def _open_bm25s(settings: IndexSettings, store: VectorStore) -> LexicalSearch:
     return Bm25sIndex.load_or_build(settings.lexical_dir, store)
 
 
@@ -170,7 +170,7 @@ class Bm25sIndex:
         return cls(chunks, version, bm25)
 
     @classmethod
-    def load_or_build(cls, directory: Path, store: ChromaStore) -> Bm25sIndex:
+    def load_or_build(cls, directory: Path, store: VectorStore) -> Bm25sIndex:
         """The saved index if it matches the store's version, else a fresh one (saved)."""
         version = store.index_version
         loaded = cls.load(directory)
@@ -182,7 +182,7 @@ class Bm25sIndex:
         index.directory = directory
         return index
 
-    def refreshed(self, store: ChromaStore) -> Bm25sIndex:
+    def refreshed(self, store: VectorStore) -> Bm25sIndex:
         if self.version == store.index_version or self.directory is None:
             return self
         return Bm25sIndex.load_or_build(self.directory, store)
@@ -282,8 +282,6 @@ class Bm25sIndex:
 
     def _mask(self, filters: SearchFilters) -> np.ndarray:
         """The chunks ``filters`` accept, from one array per field (built once per index)."""
-        from rag.index import date_as_int
-
         if self._fields is None:
             self._fields = {
                 name: np.asarray([str(c.metadata.get(name, "")) for c in self.chunks], dtype=str)

@@ -7,7 +7,7 @@ given (``rag.lexical.index_terms``), so both backends see one vocabulary, ranked
 indexed columns, evaluated inside the query, never a Python call per chunk.
 
 It follows the store in proportion to what changed: every commit record the store writes is
-logged with its time (``ChromaStore.changed_since``), and ``follow`` re-reads only the
+logged with its time (``VectorStore.changed_since``), and ``follow`` re-reads only the
 articles logged since the last time it looked (with a margin for clocks and writes in
 flight), and only those whose committed version differs from the rows it holds. Several
 processes on one data dir share the file (WAL mode: readers never wait for the writer);
@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.lexical import LexicalHit, index_terms
-from rag.store import ChromaStore, Metadata, StoredChunk
+from rag.store import Metadata, StoredChunk, VectorStore, date_as_int
 
 if TYPE_CHECKING:
-    from rag.retrieve import SearchFilters
+    from rag.store import SearchFilters
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class FtsIndex:
 
     name = "fts5"
 
-    def __init__(self, path: Path, store: ChromaStore) -> None:
+    def __init__(self, path: Path, store: VectorStore) -> None:
         self.path = path
         self.store = store
         self._local = threading.local()
@@ -90,7 +90,7 @@ class FtsIndex:
             self._ensure_schema()
 
     @classmethod
-    def open(cls, path: Path, store: ChromaStore) -> FtsIndex:
+    def open(cls, path: Path, store: VectorStore) -> FtsIndex:
         """The index in ``path``, brought up to date with ``store``."""
         index = cls(path, store)
         index.follow()
@@ -161,7 +161,7 @@ class FtsIndex:
 
     # -- following the store --------------------------------------------------------------------
 
-    def refreshed(self, store: ChromaStore) -> FtsIndex:
+    def refreshed(self, store: VectorStore) -> FtsIndex:
         self.store = store
         self.follow()
         return self
@@ -451,8 +451,6 @@ class FtsIndex:
 
 def _conditions(filters: SearchFilters | None) -> tuple[list[str], list[object]]:
     """SQL conditions on the chunk rows for ``filters``, and their values."""
-    from rag.index import date_as_int
-
     if filters is None or filters.empty:
         return [], []
     conditions: list[str] = []

@@ -3,8 +3,9 @@
 ``HybridRetriever.search`` returns ``Passage`` objects ranked by the fusion of the two lists
 (or one list, in ``dense``/``lexical`` mode), each with the query's cosine similarity
 to it (the evidence strength the answerer uses to decide whether to answer at all).
-``as_langchain_retriever`` wraps it as a LangChain ``BaseRetriever``. This module does not
-choose answer sentences or decide to refuse.
+``as_langchain_retriever`` wraps it as a LangChain ``BaseRetriever``. Filters are the store's
+neutral ``SearchFilters`` (importable from here too); this module never writes a store's
+dialect. It does not choose answer sentences or decide to refuse.
 """
 
 from __future__ import annotations
@@ -17,75 +18,14 @@ import numpy as np
 
 from rag.config import RetrievalSettings
 from rag.embed import Embedder
-from rag.errors import RagError
 from rag.fuse import FusionParams, fused_scores
-from rag.index import date_as_int
 from rag.lexical import LexicalSearch
 from rag.schema import Passage
-from rag.store import ChromaStore, Metadata, StoredChunk, Where
+from rag.store import SearchFilters as SearchFilters  # callers may import it from here
+from rag.store import StoredChunk, VectorStore
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    """Restrict retrieval to some articles, authors or a date range (ISO dates, inclusive)."""
-
-    article_ids: tuple[str, ...] = ()
-    authors: tuple[str, ...] = ()
-    publishers: tuple[str, ...] = ()
-    date_from: str = ""
-    date_to: str = ""
-
-    def __post_init__(self) -> None:
-        for name in ("date_from", "date_to"):
-            value = getattr(self, name)
-            if value and not date_as_int(value):
-                raise RagError(f"{name} must be an ISO date (YYYY-MM-DD), got {value!r}")
-        if (
-            self.date_from
-            and self.date_to
-            and date_as_int(self.date_from) > date_as_int(self.date_to)
-        ):
-            raise RagError(
-                f"date_from ({self.date_from}) is after date_to ({self.date_to}): no article"
-                " can match"
-            )
-
-    @property
-    def empty(self) -> bool:
-        return not (
-            self.article_ids or self.authors or self.publishers or self.date_from or self.date_to
-        )
-
-    def chroma_where(self) -> Where | None:
-        clauses: list[Where] = []
-        if self.article_ids:
-            clauses.append({"article_id": {"$in": list(self.article_ids)}})
-        if self.authors:
-            clauses.append({"author": {"$in": list(self.authors)}})
-        if self.publishers:
-            clauses.append({"publisher": {"$in": list(self.publishers)}})
-        if self.date_from:
-            clauses.append({"date_int": {"$gte": date_as_int(self.date_from)}})
-        if self.date_to:
-            clauses.append({"date_int": {"$lte": date_as_int(self.date_to)}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def accepts(self, metadata: Metadata) -> bool:
-        if self.article_ids and metadata.get("article_id") not in self.article_ids:
-            return False
-        if self.authors and metadata.get("author") not in self.authors:
-            return False
-        if self.publishers and metadata.get("publisher") not in self.publishers:
-            return False
-        day = int(metadata.get("date_int", 0) or 0)
-        if self.date_from and day < date_as_int(self.date_from):
-            return False
-        return not (self.date_to and day > date_as_int(self.date_to))
 
 
 @dataclass(slots=True)
@@ -102,7 +42,7 @@ class HybridRetriever:
         self,
         settings: RetrievalSettings,
         embedder: Embedder,
-        store: ChromaStore,
+        store: VectorStore,
         lexical: LexicalSearch,
     ) -> None:
         self.settings = settings
@@ -131,7 +71,7 @@ class HybridRetriever:
         dense: list[tuple[StoredChunk, float]] = []
         if mode in ("hybrid", "dense"):
             started = time.perf_counter()
-            hits = self.store.query(vector, n, filters.chroma_where())
+            hits = self.store.query(vector, n, None if filters.empty else filters)
             dense = [(h.chunk, h.similarity) for h in hits]
             timings["dense_search"] = _ms_since(started)
 
@@ -140,7 +80,7 @@ class HybridRetriever:
             started = time.perf_counter()
             found = self.lexical.search(query, n, None if filters.empty else filters)
             # The BM25 copy may predate a write in progress: only committed versions count,
-            # as in dense search (``ChromaStore.shown``), so the two never mix versions.
+            # as in dense search (``VectorStore.shown``), so the two never mix versions.
             shown = {c.chunk_id for c in self.store.shown([h.chunk for h in found])}
             lexical = [(h.chunk, h.score) for h in found if h.chunk.chunk_id in shown]
             timings["lexical_search"] = _ms_since(started)

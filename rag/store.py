@@ -1,87 +1,97 @@
-"""The vector store: chunks, their vectors and metadata, in a Chroma collection.
+"""The vector store seam: what the rest of the code asks of a store, in plain data.
 
-``ChromaStore`` is the only code that talks to Chroma. It stores what the index stage gives
-it and answers nearest-neighbour queries; it does not embed, chunk or decide what changed.
-The collection's own metadata records the embedding model (so vectors from another model are
-refused) and an ``index_version`` that changes on every write (so derived indexes, such as
-the lexical one, know when to rebuild).
+``VectorStore`` is the protocol every store implements; stores are chosen by name
+(``IndexSettings.store``, ``RAG_STORE``) from one registry (``register_store``,
+``open_store``), which raises a clear error for an unknown name. ``chroma`` (``rag.stores.chroma``)
+is the one store and the default. Filters are ``SearchFilters``, neutral frozen data (article
+ids, authors, outlets, an inclusive date range) that each store turns into its own dialect, in
+its own module; ``SearchFilters.accepts`` is the reference meaning, for stores and derived
+indexes that filter in Python.
 
-Commit records: beside the chunks, a second collection (``<collection>.commits``) holds one
-``CommitRecord`` per article: the content hash of the version readers may see, and its chunk
-count. The index stage writes it last, once every chunk of that version is stored, so an
-interrupted write is found (and repaired) by the next run. Visibility rule, applied by every
-read meant for readers (``query``, ``iter_chunks``, ``chunks_by_article``, and so the lexical
-index built from them): a chunk is shown only when its ``article_hash`` is its article's
-committed hash; an article without any record (stored before records existed) is shown as
-stored. Each read fetches the records of the articles it returns, so none is stale by a
-version. ``include_uncommitted=True`` is for the writer. What to write, and in which order, is
-decided by ``rag.index``, not here.
+The records a store keeps beside the chunks are part of the protocol, because every store
+must keep them: a commit record per article (``CommitRecord``: the version readers may see and
+its chunk count, written last, so an interrupted write is found and repaired), a change log
+(``changed_since``) that derived indexes follow, and a writer lease (``take_lease``) that
+serialises writers of one shared store. The visibility rule (``is_shown``) is the same for
+every store.
 
-Change log: a third collection (``<collection>.changes``) holds, per article, when its commit
-record was last written (the writer's clock), written just before the record itself and never
-deleted, so a removal stays in it. Derived indexes follow the store with it
-(``changed_since``), reading only the articles that changed; reads by article
-(``iter_article_chunks``, ``chunks_by_article(article_ids=...)``) cost in proportion to them.
-
-Writer lease: several processes (API servers, each with its own data dir and so its own file
-lock) may write one Chroma server's collection. A writer first takes the store's lease
-(``take_lease``): it creates the collection ``<collection>.lease``, whose metadata names the
-holder (``host:pid:random``), when it took the lease and until when it holds it. Chroma has no
-compare-and-set on records, but creating a collection under a name that exists fails on the
-server, so of writers that try at the same moment exactly one gets it; the others wait, or
-fail with ``IndexLockedError`` naming the holder. A thread renews the lease while it is held,
-and it is deleted when released; one left by a process that died expires and is taken over.
-A lease is renamed or deleted only through its collection id, never by name, so a late release
-or a second take-over can never remove a lease another writer has since taken.
-
-Write failures: a write the store refuses (a full disk, the database or the server answering
-with an error) is an ``IndexWriteError`` with the cause in one line; an unreachable server is a
-``ProviderError``, as for reads. What was kept is for ``rag.index`` to say.
+What it leaves out: any store's dialect, limits or client (they belong to the store's module),
+and deciding what to write, or in which order (``rag.index`` does).
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
-import random
-import socket
-import sqlite3
-import threading
-import time
-import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from rag.config import IndexSettings
-from rag.errors import (
-    IndexLockedError,
-    IndexNotBuiltError,
-    IndexWriteError,
-    ProviderError,
-    RagError,
-)
-from rag.schema import Chunk
+from rag.errors import ProviderError, RagError
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from rag.config import IndexSettings
+    from rag.schema import Chunk
 
 Metadata = dict[str, str | int | float | bool]
-Where = dict[str, Any]
-_IDS_PER_FILTER = 500  # article ids per `$in` filter of a read by article
-_PAGE = 5000  # records per read, and per write: under Chroma's batch limit (5461 locally)
-_COMMITS = ".commits"  # suffix of the collection holding the commit records
-_CHANGES = ".changes"  # suffix of the change log: when each article's record was last written
-_LEASE = ".lease"  # suffix of the collection that, while it exists, is the writer lease
 LEASE_TTL_S = 30.0  # a lease not renewed for this long is taken over by the next writer
 LEASE_WAIT_S = 45.0  # how long a writer waits for a held lease: longer than a dead one lasts
-_LEASE_RENEWALS = 6  # renewals per time to live: a few may fail before the lease is lost
-_LEASE_POLL_S = 0.2  # between tries while another writer holds the lease (plus jitter)
+
+
+def date_as_int(iso_date: str) -> int:
+    """``2025-06-05`` -> 20250605 (stores compare dates as numbers); 0 when unknown."""
+    try:
+        parsed = date.fromisoformat(iso_date)
+    except ValueError:
+        return 0
+    return parsed.year * 10000 + parsed.month * 100 + parsed.day
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """Restrict retrieval to some articles, authors, outlets or a date range (ISO dates,
+    inclusive). Every store translates these; none takes its own dialect from callers."""
+
+    article_ids: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    publishers: tuple[str, ...] = ()
+    date_from: str = ""
+    date_to: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value and not date_as_int(value):
+                raise RagError(f"{name} must be an ISO date (YYYY-MM-DD), got {value!r}")
+        if (
+            self.date_from
+            and self.date_to
+            and date_as_int(self.date_from) > date_as_int(self.date_to)
+        ):
+            raise RagError(
+                f"date_from ({self.date_from}) is after date_to ({self.date_to}): no article"
+                " can match"
+            )
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.article_ids or self.authors or self.publishers or self.date_from or self.date_to
+        )
+
+    def accepts(self, metadata: Metadata) -> bool:
+        """Whether a chunk with ``metadata`` passes: the filters' meaning, for every store."""
+        if self.article_ids and metadata.get("article_id") not in self.article_ids:
+            return False
+        if self.authors and metadata.get("author") not in self.authors:
+            return False
+        if self.publishers and metadata.get("publisher") not in self.publishers:
+            return False
+        day = int(metadata.get("date_int", 0) or 0)
+        if self.date_from and day < date_as_int(self.date_from):
+            return False
+        return not (self.date_to and day > date_as_int(self.date_to))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,363 +132,54 @@ class LeaseRecord:
     expires_at: float
 
     def describe(self) -> str:
-        return f"holder {self.holder}, until {_utc(self.expires_at)}"
+        return f"holder {self.holder}, until {utc(self.expires_at)}"
 
 
-@contextmanager
-def _server_errors(url: str) -> Iterator[None]:
-    """A Chroma server that cannot be reached (refused, timed out, dropped connection) as a
-    ``ProviderError`` (the API answers 503), not as a missing collection or an internal error."""
-    import httpx  # what chromadb's HttpClient is built on
+class Lease(Protocol):
+    """A store's writer lease while held: ``check`` raises when it was lost."""
 
-    try:
-        yield
-    except httpx.TransportError as e:
-        raise ProviderError(f"cannot reach the Chroma server at {url}: {e}") from e
+    def __enter__(self) -> Lease: ...
 
+    def __exit__(self, *exc_info: object) -> None: ...
 
-class _ServerCollection:
-    """A collection of a Chroma server whose calls go through ``_server_errors``."""
+    def check(self) -> None: ...
 
-    def __init__(self, collection: Any, url: str) -> None:
-        self._collection = collection
-        self._url = url
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._collection, name)
-        if not callable(value):
-            return value
-
-        @functools.wraps(value)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with _server_errors(self._url):
-                return value(*args, **kwargs)
-
-        return call
+    def release(self) -> None: ...
 
 
-@contextmanager
-def _write_errors() -> Iterator[None]:
-    """A write the store refused as an ``IndexWriteError`` with its cause in one line: an
-    ``OSError`` (no space left), an SQLite error ("database or disk is full"), a Chroma error,
-    or the plain ``Exception`` chromadb's HTTP client raises for a server's error answer. Our
-    own errors pass, and so do bugs (``TypeError``, ``ValueError``), which keep their trace."""
-    try:
-        yield
-    except RagError:
-        raise
-    except Exception as e:
-        from chromadb.errors import ChromaError
-
-        if isinstance(e, OSError | sqlite3.Error | ChromaError) or type(e) is Exception:
-            raise IndexWriteError(f"cannot write the index: {_first_line(e)}") from e
-        raise
-
-
-class WriterLease:
-    """This process's hold on a store's writer lease (see the module docstring).
-
-    A daemon thread renews it every sixth of its time to live. ``check`` raises
-    ``IndexLockedError`` once the lease may have passed to another writer (it was taken over,
-    or it could not be renewed within its time to live), so that a writer stops before it
-    writes over another's work. ``release``, or leaving its ``with`` block, gives it up.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        collection: Any,
-        record: LeaseRecord,
-        ttl_s: float,
-        server_url: str,
-        sent: float,
-    ) -> None:
-        """``sent``: ``time.monotonic()`` when the request that created ``collection`` left."""
-        self._client = client
-        self._collection = collection
-        self._name = str(collection.name)
-        self._url = server_url
-        self.record = record
-        self.ttl_s = ttl_s
-        self._renewed = sent  # when the last successful renewal (or the creation) was sent
-        self._lost = ""  # why the lease is no longer ours; "" while it is
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._keep, name="rag-writer-lease", daemon=True)
-        self._thread.start()
-
-    def __enter__(self) -> WriterLease:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-    def check(self) -> None:
-        """Raise ``IndexLockedError`` if the lease is no longer certainly this process's.
-
-        It is given up once unrenewed for two thirds of its time to live: the last third is
-        a margin for another machine's clock, by which it may look expired sooner.
-        """
-        unrenewed = time.monotonic() - self._renewed
-        if not self._lost and unrenewed > self.ttl_s * 2 / 3:
-            self._lost = f"not renewed for {unrenewed:.1f} s"
-        if self._lost:
-            raise IndexLockedError(
-                f"this process lost the index's writer lease ({self._lost}); another process"
-                " may be writing the index"
-            )
-
-    def renew(self) -> None:
-        """Extend the lease by its time to live, unless it has passed to another writer."""
-        if self._lost:
-            return
-        sent = time.monotonic()
-        with _server_errors(self._url):
-            current = _find_collection(self._client, self._name)
-            if current is None or current.id != self._collection.id:
-                other = _lease_record(current.metadata) if current is not None else None
-                self._lost = f"taken over by {other.holder}" if other else "it was deleted"
-                return
-            record = replace(self.record, expires_at=time.time() + self.ttl_s)
-            self._collection.modify(metadata=_lease_metadata(record))
-        self.record = record
-        self._renewed = sent
-
-    def release(self) -> None:
-        """Give the lease up (once; a lost lease is left to whoever holds it now)."""
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(self.ttl_s)
-        if self._lost:
-            return
-        self._lost = "released"
-        try:
-            with _server_errors(self._url):
-                _discard(self._client, self._collection, self._name)
-        except Exception as e:  # it expires by itself; the write it guarded is done
-            log.warning(
-                "could not release the index's writer lease (it expires at %s): %s",
-                _utc(self.record.expires_at),
-                _first_line(e),
-            )
-
-    def _keep(self) -> None:
-        while not self._stop.wait(self.ttl_s / _LEASE_RENEWALS):
-            try:
-                self.renew()
-            except Exception as e:  # tried again; `check` notices when the time to live passes
-                log.warning("could not renew the index's writer lease: %s", _first_line(e))
-            if self._lost:
-                return
-
-
-class ChromaStore:
-    """One Chroma collection holding every chunk of the corpus."""
-
-    def __init__(
-        self,
-        connect: Callable[[], Any],
-        collection_name: str,
-        model_id: str,
-        *,
-        local: bool,
-        server_url: str = "",
-    ) -> None:
-        """``connect`` makes a Chroma client; ``local`` says it is an embedded one, which
-        must reconnect to see what another process wrote; ``server_url`` names the server
-        of an HTTP client, for messages."""
-        self._connect = connect
-        self._server_url = server_url
-        self._client = connect()
-        self._name = collection_name
-        self._model_id = model_id
-        self._local = local
-        self._collection: Any = None
-        self._commits: Any = None
-        self._changes: Any = None
-        self._seen_version: str | None = None
-
-    @classmethod
-    def open(cls, settings: IndexSettings, model_id: str) -> ChromaStore:
-        """The store for ``settings``: the Chroma server at ``chroma_url`` when set, else a
-        local persistent Chroma under ``data_dir``."""
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        client_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        if settings.chroma_url:
-            url = urlsplit(settings.chroma_url)
-            https = url.scheme == "https"
-
-            def connect_http() -> Any:
-                return chromadb.HttpClient(
-                    host=url.hostname or "127.0.0.1",
-                    port=url.port or (443 if https else 8000),
-                    ssl=https,
-                    settings=client_settings,
-                )
-
-            try:
-                return cls(
-                    connect_http,
-                    settings.collection,
-                    model_id,
-                    local=False,
-                    server_url=settings.chroma_url,
-                )
-            except Exception as e:
-                raise ProviderError(
-                    f"cannot reach the Chroma server at {settings.chroma_url}: {e}"
-                ) from e
-
-        def connect_local() -> Any:
-            return chromadb.PersistentClient(
-                path=str(settings.chroma_dir), settings=client_settings
-            )
-
-        try:
-            settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-            return cls(connect_local, settings.collection, model_id, local=True)
-        except Exception as e:
-            raise ProviderError(
-                f"cannot open the Chroma index at {settings.chroma_dir}: {e}"
-            ) from e
-
-    # -- collection ---------------------------------------------------------------------------
-
-    def _existing(self) -> Any | None:
-        if self._collection is None:
-            try:
-                with _server_errors(self._server_url):
-                    collection = self._client.get_collection(self._name, embedding_function=None)
-            except ProviderError:
-                raise  # the server is down: not the same as no collection
-            except Exception:  # chromadb raises NotFoundError/ValueError across versions
-                return None
-            self._collection = self._guarded(collection)
-            self._check_model(self._collection)
-        return self._collection
-
-    def _writable(self) -> Any:
-        collection = self._existing()
-        if collection is None:
-            with _server_errors(self._server_url):
-                collection = self._client.get_or_create_collection(
-                    self._name,
-                    configuration={"hnsw": {"space": "cosine"}},
-                    metadata={"embedding_model": self._model_id, "index_version": "empty"},
-                    embedding_function=None,
-                )
-            collection = self._collection = self._guarded(collection)
-        return collection
-
-    def _guarded(self, collection: Any) -> Any:
-        return collection if self._local else _ServerCollection(collection, self._server_url)
-
-    def _check_model(self, collection: Any) -> None:
-        built_with = (collection.metadata or {}).get("embedding_model")
-        if built_with and built_with != self._model_id:
-            raise ProviderError(
-                f"the index was built with embedding model {built_with!r} but {self._model_id!r}"
-                " is configured; use the same model or a new --data-dir"
-            )
+class VectorStore(Protocol):
+    """What the index stage, retrieval, the lexical indexes and the API need of a store."""
 
     @property
     def shared(self) -> bool:
-        """Other processes may write this store: it is a Chroma server's, not a local one."""
-        return not self._local
-
-    def require_built(self) -> None:
-        if self.count() == 0:
-            raise IndexNotBuiltError("the index is empty: run `rag ingest` first")
+        """Other processes may write this store (a server's, not a local one)."""
+        ...
 
     @property
     def index_version(self) -> str:
-        """The version this handle last saw (see ``current_version``)."""
-        collection = self._existing()
-        return str((collection.metadata or {}).get("index_version", "")) if collection else ""
+        """The version this handle last saw; it changes on every write."""
+        ...
 
     def current_version(self) -> str:
-        """The version as stored now, which another process may have changed.
+        """The version as stored now, which another process may have changed."""
+        ...
 
-        An embedded Chroma keeps its vector segments in memory: after another process wrote,
-        this process reconnects, or it would find the new records but not their vectors.
-        """
-        self._collection = self._commits = self._changes = None
-        version = self.index_version
-        if self._local and self._seen_version is not None and version != self._seen_version:
-            self._reconnect()
-            version = self.index_version
-        self._seen_version = version
-        return version
+    def bump_version(self) -> str: ...
 
-    def _reconnect(self) -> None:
-        # Chroma shares one system per path within a process; drop ours so that connecting
-        # again reloads the segments from disk. Other paths' clients are left alone.
-        from chromadb.api.shared_system_client import SharedSystemClient
+    def count(self) -> int: ...
 
-        identifier = SharedSystemClient._get_identifier_from_settings(self._client.get_settings())
-        SharedSystemClient._identifier_to_system.pop(identifier, None)
-        SharedSystemClient._identifier_to_refcount.pop(identifier, None)
-        self._client = self._connect()
-        self._collection = self._commits = self._changes = None
+    def require_built(self) -> None:
+        """Raise ``IndexNotBuiltError`` when the store holds nothing."""
+        ...
 
-    def bump_version(self) -> str:
-        with _write_errors():
-            collection = self._writable()
-            version = uuid.uuid4().hex
-            metadata = {**(collection.metadata or {}), "index_version": version}
-            collection.modify(metadata=metadata)
-        self._seen_version = version  # our own write: no need to reconnect for it
-        return version
-
-    def count(self) -> int:
-        collection = self._existing()
-        return int(collection.count()) if collection else 0
-
-    # -- reads ----------------------------------------------------------------------------------
-
+    # reads: only what readers are shown (``is_shown``), unless ``include_uncommitted``
     def iter_chunks(
         self,
-        where: Where | None = None,
+        filters: SearchFilters | None = None,
         with_text: bool = True,
         *,
         include_uncommitted: bool = False,
-    ) -> Iterator[StoredChunk]:
-        """Every shown chunk (matching ``where``), page by page; with ``include_uncommitted``,
-        every stored one, whether its article's version is committed or not."""
-        collection = self._existing()
-        if collection is None:
-            return
-        include = ["metadatas", "documents"] if with_text else ["metadatas"]
-        offset = 0
-        while True:
-            page = collection.get(where=where, include=include, limit=_PAGE, offset=offset)
-            ids = page["ids"]
-            documents = page.get("documents") or [""] * len(ids)
-            chunks = [
-                StoredChunk(chunk_id, text or "", dict(metadata or {}))
-                for chunk_id, text, metadata in zip(ids, documents, page["metadatas"], strict=True)
-            ]
-            yield from chunks if include_uncommitted else self.shown(chunks)
-            if len(ids) < _PAGE:
-                return
-            offset += _PAGE
-
-    def chunks_by_article(
-        self,
-        *,
-        include_uncommitted: bool = False,
-        article_ids: Collection[str] | None = None,
-    ) -> dict[str, dict[str, Metadata]]:
-        """Every shown (or, with ``include_uncommitted``, stored) chunk's metadata, grouped by
-        article id, then by chunk id; only those of ``article_ids`` when given."""
-        grouped: dict[str, dict[str, Metadata]] = {}
-        for chunk in self.iter_article_chunks(
-            article_ids, with_text=False, include_uncommitted=include_uncommitted
-        ):
-            article_id = str(chunk.metadata.get("article_id", ""))
-            grouped.setdefault(article_id, {})[chunk.chunk_id] = chunk.metadata
-        return grouped
+    ) -> Iterator[StoredChunk]: ...
 
     def iter_article_chunks(
         self,
@@ -486,300 +187,86 @@ class ChromaStore:
         with_text: bool = True,
         *,
         include_uncommitted: bool = False,
-    ) -> Iterator[StoredChunk]:
-        """``iter_chunks`` of the articles ``article_ids`` only (of all when None): a read in
-        proportion to those articles, not to the store."""
-        if article_ids is None:
-            yield from self.iter_chunks(
-                with_text=with_text, include_uncommitted=include_uncommitted
-            )
-            return
-        wanted = sorted(set(article_ids))
-        for start in range(0, len(wanted), _IDS_PER_FILTER):
-            batch = wanted[start : start + _IDS_PER_FILTER]
-            where: Where = {"article_id": {"$in": batch}}
-            yield from self.iter_chunks(
-                where, with_text=with_text, include_uncommitted=include_uncommitted
-            )
+    ) -> Iterator[StoredChunk]: ...
 
-    def get_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        collection = self._existing()
-        if collection is None or not chunk_ids:
-            return {}
-        page = collection.get(ids=list(chunk_ids), include=["embeddings"])
-        return {
-            cid: np.asarray(vec, dtype=np.float32)
-            for cid, vec in zip(page["ids"], page["embeddings"], strict=True)
-        }
-
-    def query(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[DenseHit]:
-        """The ``k`` shown chunks nearest to ``vector`` (matching ``where``).
-
-        Chunks of uncommitted versions are dropped after the search, so when some are among
-        the nearest, the search is repeated deeper until ``k`` shown ones are found.
-        """
-        collection = self._existing()
-        if collection is None or k <= 0:
-            return []
-        fetch = k
-        while True:
-            result = collection.query(
-                query_embeddings=[vector.tolist()],
-                n_results=fetch,
-                where=where,
-                include=["metadatas", "documents", "distances"],
-            )
-            hits = [
-                DenseHit(StoredChunk(cid, text or "", dict(meta or {})), 1.0 - float(distance))
-                for cid, text, meta, distance in zip(
-                    result["ids"][0],
-                    result["documents"][0],
-                    result["metadatas"][0],
-                    result["distances"][0],
-                    strict=True,
-                )
-            ]
-            committed = self.committed({_article_of(h.chunk) for h in hits})
-            shown = [h for h in hits if _is_shown(h.chunk, committed)]
-            if len(shown) >= k or len(hits) < fetch:
-                return shown[:k]
-            deeper = min(fetch * 4, self.count())
-            if deeper <= fetch:
-                return shown[:k]
-            fetch = deeper
-
-    # -- commit records ---------------------------------------------------------------------------
-
-    def _commit_collection(self, create: bool = False) -> Any | None:
-        # None: a store written before commit records, or none written yet.
-        return self._side_collection("_commits", _COMMITS, create)
-
-    def _side_collection(self, attribute: str, suffix: str, create: bool) -> Any | None:
-        """The store's collection ``<name><suffix>`` (commit records, the change log), cached
-        in ``attribute``; None while it does not exist. A missing collection is looked up
-        again on the next call (well under a millisecond), so a reader sees the first records
-        as soon as a writer makes them."""
-        cached = getattr(self, attribute)
-        if cached is None:
-            name = self._name + suffix
-            try:
-                with _server_errors(self._server_url):
-                    if create:
-                        found = self._client.get_or_create_collection(name, embedding_function=None)
-                    else:
-                        found = self._client.get_collection(name, embedding_function=None)
-            except ProviderError:
-                raise
-            except Exception:  # not there yet
-                return None
-            cached = self._guarded(found)
-            setattr(self, attribute, cached)
-        return cached
-
-    def commit_records(self, article_ids: Collection[str] | None = None) -> dict[str, CommitRecord]:
-        """The commit record of each of ``article_ids`` that has one (of every article when
-        None), by article id."""
-        collection = self._commit_collection()
-        if collection is None or (article_ids is not None and not article_ids):
-            return {}
-        pages: list[dict[str, Any]] = []
-        if article_ids is None:
-            offset = 0
-            while True:
-                pages.append(collection.get(include=["metadatas"], limit=_PAGE, offset=offset))
-                if len(pages[-1]["ids"]) < _PAGE:
-                    break
-                offset += _PAGE
-        else:
-            wanted = list(article_ids)
-            for start in range(0, len(wanted), _PAGE):
-                pages.append(
-                    collection.get(ids=wanted[start : start + _PAGE], include=["metadatas"])
-                )
-        records: dict[str, CommitRecord] = {}
-        for page in pages:
-            for article_id, meta in zip(page["ids"], page["metadatas"], strict=True):
-                meta = meta or {}
-                records[article_id] = CommitRecord(
-                    article_id,
-                    str(meta.get("article_hash", "")),
-                    int(meta.get("chunks", 0) or 0),
-                    str(meta.get("pending", "")),
-                )
-        return records
-
-    def committed(self, article_ids: Collection[str] | None = None) -> dict[str, str]:
-        """The committed content hash of each of ``article_ids`` that has a record ("" when
-        none of its versions may be shown)."""
-        return {a: r.article_hash for a, r in self.commit_records(article_ids).items()}
-
-    def shown(self, chunks: Sequence[StoredChunk]) -> list[StoredChunk]:
-        """``chunks`` less those of versions that are not committed (see the module's rule)."""
-        committed = self.committed({_article_of(c) for c in chunks})
-        return [c for c in chunks if _is_shown(c, committed)]
-
-    # -- writes ---------------------------------------------------------------------------------
-
-    def write_commit_records(self, records: Sequence[CommitRecord]) -> None:
-        if not records:
-            return
-        with _write_errors():
-            # The change log first: an entry whose record has not landed yet is looked at
-            # again by the next reader to follow (see ``changed_since``); a record that is
-            # not in the log would be missed.
-            log = self._change_collection(create=True)
-            assert log is not None  # made if missing
-            written_at = time.time()
-            for start in range(0, len(records), _PAGE):
-                page = records[start : start + _PAGE]
-                log.upsert(
-                    ids=[r.article_id for r in page],
-                    embeddings=np.ones((len(page), 1), dtype=np.float32),
-                    metadatas=[{"written_at": written_at} for _ in page],
-                )
-            collection = self._commit_collection(create=True)
-            assert collection is not None  # made if missing
-            for start in range(0, len(records), _PAGE):
-                page = records[start : start + _PAGE]
-                collection.upsert(
-                    ids=[r.article_id for r in page],
-                    # Chroma keeps a vector with every record; these are never searched.
-                    embeddings=np.ones((len(page), 1), dtype=np.float32),
-                    metadatas=[
-                        {"article_hash": r.article_hash, "chunks": r.chunks, "pending": r.pending}
-                        for r in page
-                    ],
-                )
-
-    def changed_since(self, since: float) -> dict[str, float] | None:
-        """The articles whose commit record was written at or after ``since`` (Unix seconds,
-        the writer's clock), with when; None when the store keeps no change log (written
-        before it existed). Derived indexes follow the store with it, article by article;
-        records that were deleted stay in the log, so a removal is never missed."""
-        collection = self._change_collection()
-        if collection is None:
-            return None
-        changed: dict[str, float] = {}
-        offset = 0
-        while True:
-            page = collection.get(
-                where={"written_at": {"$gte": since}},
-                include=["metadatas"],
-                limit=_PAGE,
-                offset=offset,
-            )
-            for article_id, meta in zip(page["ids"], page["metadatas"], strict=True):
-                changed[article_id] = float((meta or {}).get("written_at", 0.0) or 0.0)
-            if len(page["ids"]) < _PAGE:
-                return changed
-            offset += _PAGE
-
-    def _change_collection(self, create: bool = False) -> Any | None:
-        # None: no record was written since the log exists.
-        return self._side_collection("_changes", _CHANGES, create)
-
-    def delete_commit_records(self, article_ids: Sequence[str]) -> None:
-        with _write_errors():
-            collection = self._commit_collection()
-            if collection is not None and article_ids:
-                for start in range(0, len(article_ids), _PAGE):
-                    collection.delete(ids=list(article_ids[start : start + _PAGE]))
-
-    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        if not chunks:
-            return
-        with _write_errors():
-            self._writable().upsert(
-                ids=[c.chunk_id for c in chunks],
-                embeddings=vectors,
-                documents=[c.text for c in chunks],
-                metadatas=[c.metadata for c in chunks],
-            )
-
-    def update_metadata(self, chunks: Sequence[Chunk]) -> None:
-        if chunks:
-            with _write_errors():
-                collection = self._writable()
-                for start in range(0, len(chunks), _PAGE):
-                    page = chunks[start : start + _PAGE]
-                    collection.update(
-                        ids=[c.chunk_id for c in page], metadatas=[c.metadata for c in page]
-                    )
-
-    def delete(self, chunk_ids: Sequence[str]) -> None:
-        collection = self._existing()
-        if collection is not None and chunk_ids:
-            with _write_errors():
-                for start in range(0, len(chunk_ids), _PAGE):
-                    collection.delete(ids=list(chunk_ids[start : start + _PAGE]))
-
-    # -- writer lease -----------------------------------------------------------------------------
-
-    def take_lease(
+    def chunks_by_article(
         self,
         *,
-        ttl_s: float = LEASE_TTL_S,
-        wait_s: float = LEASE_WAIT_S,
-        holder: str = "",
-    ) -> WriterLease:
-        """The store's writer lease, held until released: taken at once when free, taken over
-        when its holder let it expire, else waited for up to ``wait_s`` seconds, after which
-        ``IndexLockedError`` names the holder. ``holder`` defaults to ``host:pid:random``."""
-        if ttl_s <= 0:
-            raise ValueError(f"ttl_s must be greater than 0, got {ttl_s}")
-        name = self._name + _LEASE
-        holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        deadline = time.monotonic() + max(wait_s, 0.0)
-        vanished = 0  # creates refused although no lease was there to read
-        while True:
-            now, sent = time.time(), time.monotonic()
-            record = LeaseRecord(holder, now, now + ttl_s)
-            try:
-                with _server_errors(self._server_url):
-                    created = self._client.create_collection(
-                        name, metadata=_lease_metadata(record), embedding_function=None
-                    )
-            except ProviderError:
-                raise
-            except Exception as refused:  # the name exists (or the server refused to create)
-                with _server_errors(self._server_url):
-                    held = _find_collection(self._client, name)
-                if held is None:  # released in the meantime: try again, a few times
-                    vanished += 1
-                    if vanished >= 3:
-                        raise IndexWriteError(
-                            f"cannot take the index's writer lease: {_first_line(refused)}"
-                        ) from refused
-                    continue
-                current = _lease_record(held.metadata)
-                if current.expires_at <= time.time():
-                    log.warning(
-                        "taking over the index's writer lease from %s: it expired at %s",
-                        current.holder,
-                        _utc(current.expires_at),
-                    )
-                    with _server_errors(self._server_url):
-                        _discard(self._client, held, name)
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    waited = f"; waited {wait_s:g} s" if wait_s > 0 else ""
-                    raise IndexLockedError(
-                        f"another process is writing the index ({current.describe()}{waited});"
-                        " try again when it has finished"
-                    ) from None
-                time.sleep(min(left, _LEASE_POLL_S * (1 + random.random())))
-                continue
-            return WriterLease(self._client, created, record, ttl_s, self._server_url, sent)
+        include_uncommitted: bool = False,
+        article_ids: Collection[str] | None = None,
+    ) -> dict[str, dict[str, Metadata]]: ...
 
-    def lease_record(self) -> LeaseRecord | None:
-        """Who holds the writer lease now (expired or not), or None when nobody does."""
-        with _server_errors(self._server_url):
-            held = _find_collection(self._client, self._name + _LEASE)
-        return None if held is None else _lease_record(held.metadata)
+    def get_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def query(
+        self, vector: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> list[DenseHit]:
+        """The ``k`` shown chunks nearest to ``vector`` that ``filters`` accept."""
+        ...
+
+    # commit records and the change log
+    def commit_records(
+        self, article_ids: Collection[str] | None = None
+    ) -> dict[str, CommitRecord]: ...
+
+    def committed(self, article_ids: Collection[str] | None = None) -> dict[str, str]: ...
+
+    def shown(self, chunks: Sequence[StoredChunk]) -> list[StoredChunk]: ...
+
+    def write_commit_records(self, records: Sequence[CommitRecord]) -> None: ...
+
+    def delete_commit_records(self, article_ids: Sequence[str]) -> None: ...
+
+    def changed_since(self, since: float) -> dict[str, float] | None: ...
+
+    # writes
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None: ...
+
+    def update_metadata(self, chunks: Sequence[Chunk]) -> None: ...
+
+    def delete(self, chunk_ids: Sequence[str]) -> None: ...
+
+    # the writer lease
+    def take_lease(self, *, ttl_s: float, wait_s: float, holder: str = "") -> Lease: ...
+
+    def lease_record(self) -> LeaseRecord | None: ...
 
 
-def _article_of(chunk: StoredChunk) -> str:
+StoreOpener = Callable[["IndexSettings", str], VectorStore]
+_STORES: dict[str, StoreOpener] = {}
+
+
+def register_store(name: str, opener: StoreOpener) -> None:
+    """Make a store available as ``IndexSettings.store == name``; ``opener(settings,
+    model_id)`` opens it for vectors of the embedding model ``model_id``."""
+    _STORES[name] = opener
+
+
+def available_stores() -> list[str]:
+    return sorted(_STORES)
+
+
+def open_store(settings: IndexSettings, model_id: str) -> VectorStore:
+    """The store ``settings.store`` names, for vectors of ``model_id``."""
+    try:
+        opener = _STORES[settings.store]
+    except KeyError:
+        raise ProviderError(
+            f"unknown store {settings.store!r}; available: {', '.join(available_stores())}"
+        ) from None
+    return opener(settings, model_id)
+
+
+def _open_chroma(settings: IndexSettings, model_id: str) -> VectorStore:
+    from rag.stores.chroma import ChromaStore  # chromadb is imported only when used
+
+    return ChromaStore.open(settings, model_id)
+
+
+register_store("chroma", _open_chroma)
+
+
+def article_of(chunk: StoredChunk) -> str:
     return str(chunk.metadata.get("article_id", ""))
 
 
@@ -792,62 +279,10 @@ def is_shown(chunk_hash: str, committed_hash: str | None) -> bool:
     return bool(committed_hash) and chunk_hash == committed_hash
 
 
-def _is_shown(chunk: StoredChunk, committed: dict[str, str]) -> bool:
-    return is_shown(str(chunk.metadata.get("article_hash", "")), committed.get(_article_of(chunk)))
+def is_shown_in(chunk: StoredChunk, committed: dict[str, str]) -> bool:
+    """``is_shown`` for ``chunk``, given its article's entry (if any) in ``committed``."""
+    return is_shown(str(chunk.metadata.get("article_hash", "")), committed.get(article_of(chunk)))
 
 
-def _first_line(error: BaseException) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), "") or (
-        type(error).__name__
-    )
-
-
-def _utc(seconds: float) -> str:
+def utc(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _lease_metadata(record: LeaseRecord) -> Metadata:
-    return {
-        "holder": record.holder,
-        "acquired_at": record.acquired_at,
-        "expires_at": record.expires_at,
-    }
-
-
-def _lease_record(metadata: Any) -> LeaseRecord:
-    """A lease's record from its collection's metadata; fields that are missing make a lease
-    that has expired, so a damaged one is taken over rather than blocking every writer."""
-    meta = dict(metadata or {})
-    try:
-        acquired_at = float(meta.get("acquired_at", 0))
-        expires_at = float(meta.get("expires_at", 0))
-    except (TypeError, ValueError):
-        acquired_at = expires_at = 0.0
-    return LeaseRecord(str(meta.get("holder", "")) or "unknown", acquired_at, expires_at)
-
-
-def _find_collection(client: Any, name: str) -> Any | None:
-    from chromadb.errors import NotFoundError
-
-    try:
-        return client.get_collection(name, embedding_function=None)
-    except (NotFoundError, ValueError):  # ValueError: how older chromadb said "not found"
-        return None
-
-
-def _discard(client: Any, lease: Any, name: str) -> None:
-    """Delete the lease collection ``lease``, found under ``name``, and only that one.
-
-    It is renamed first, through its id: if another writer has already taken it over, the
-    rename finds it gone, or renames only that writer's discarded copy; the lease that writer
-    then created has another id and is never touched. Deleting by ``name`` could remove it.
-    """
-    from chromadb.errors import NotFoundError
-
-    discarded = f"{name}.gone-{uuid.uuid4().hex[:12]}"
-    try:
-        lease.modify(name=discarded)
-    except (NotFoundError, ValueError):
-        return  # already discarded by another writer
-    with suppress(NotFoundError, ValueError):
-        client.delete_collection(discarded)

@@ -28,7 +28,7 @@ from rag.config import Settings
 from rag.embed import Vectors, register_embedder
 from rag.errors import CorpusError
 from rag.schema import Chunk
-from rag.store import ChromaStore
+from rag.stores.chroma import ChromaStore
 from tests.conftest import HashEmbedder
 from tests.test_api import AUTH, KEY, SOLAR, serve
 from tests.test_app import only_loopback  # noqa: F401 - autouse: fail any non-local connection

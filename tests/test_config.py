@@ -109,6 +109,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_JUDGE_THRESHOLD": "0.5",
         "RAG_ANSWER_EXTRA_RATIO": "0.7",
         "RAG_LEXICAL": "bm25s",
+        "RAG_STORE": "chroma",
         "RAG_LLM": "openai:gpt-4o-mini",
         "RAG_MAX_CONCURRENT_ASKS": "4",
         "RAG_MAX_QUEUED_ASKS": "16",
@@ -130,7 +131,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.rerank_depth == 30
     assert (s.fusion, s.dense_weight) == ("rrf", 0.5)
     assert s.retrieval.retrieval == "lexical"
-    assert s.lexical == "bm25s"
+    assert s.lexical == "bm25s" and s.store == "chroma"
     assert s.llm.llm == "openai:gpt-4o-mini"
     assert s.min_evidence == 0.5
     assert s.sentences_embedded == 20

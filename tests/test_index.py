@@ -14,7 +14,7 @@ from rag.errors import IndexLockedError, ProviderError
 from rag.index import Indexer, date_as_int, lies_under, writer_lock
 from rag.lexical import LexicalIndex, fts_path, open_lexical
 from rag.schema import Article
-from rag.store import ChromaStore
+from rag.stores.chroma import ChromaStore
 
 PARAGRAPHS = [
     "The European Union has a message to the world: let us work together on tech.",

@@ -23,7 +23,7 @@ from rag.embed import Vectors, create_embedder
 from rag.errors import IndexLockedError, SettingsError
 from rag.index import Indexer
 from rag.schema import Article
-from rag.store import ChromaStore, WriterLease
+from rag.stores.chroma import ChromaStore, WriterLease
 
 PARAGRAPHS = [
     f"Paragraph {i} of the harbour story: the port authority approved berth {i} after a long"

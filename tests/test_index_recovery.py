@@ -26,7 +26,8 @@ from rag.errors import IndexWriteError
 from rag.index import Indexer, chunk_metadata
 from rag.lexical import LexicalIndex, open_lexical
 from rag.schema import Article
-from rag.store import ChromaStore
+from rag.store import SearchFilters
+from rag.stores.chroma import ChromaStore
 
 PARAGRAPHS = [  # about 150 characters each: one chunk per paragraph at 200
     f"Paragraph {i} of the budget story: the council voted on item {i} after a long debate"
@@ -123,8 +124,8 @@ def clean_chunks(settings: Settings, articles: Sequence[Article]) -> set[tuple[s
 
 
 def shown(store: ChromaStore, article_id: str | None = None) -> set[tuple[str, str]]:
-    where = {"article_id": article_id} if article_id else None
-    return {(c.chunk_id, str(c.metadata["article_hash"])) for c in store.iter_chunks(where)}
+    filters = SearchFilters(article_ids=(article_id,)) if article_id else None
+    return {(c.chunk_id, str(c.metadata["article_hash"])) for c in store.iter_chunks(filters)}
 
 
 def stored(store: ChromaStore) -> list[tuple[str, str]]:

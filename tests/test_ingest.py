@@ -26,7 +26,7 @@ from rag.ingest import (
     read_file,
 )
 from rag.schema import Article
-from rag.store import ChromaStore
+from rag.stores.chroma import ChromaStore
 
 TESTS = Path(__file__).parent
 ARTICLES = TESTS / "fixtures" / "articles"

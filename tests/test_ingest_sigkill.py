@@ -50,7 +50,7 @@ from rag.config import Settings
 from rag.embed import create_embedder
 from rag.lexical import fts_path
 from rag.lexical_fts import FtsIndex
-from rag.store import ChromaStore
+from rag.stores.chroma import ChromaStore
 from rag.vectors import VectorFile
 
 pytestmark = pytest.mark.integration

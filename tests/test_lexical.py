@@ -19,7 +19,8 @@ from rag.lexical import LexicalIndex, fts_path, open_lexical
 from rag.lexical_fts import FtsIndex
 from rag.retrieve import SearchFilters
 from rag.schema import Article
-from rag.store import ChromaStore, StoredChunk
+from rag.store import StoredChunk
+from rag.stores.chroma import ChromaStore
 
 TEXT = (
     "In proposals published on June 5, the Commission set out its plan.\n\n"
@@ -123,18 +124,19 @@ def fts(settings: Settings) -> tuple[Settings, ChromaStore, Indexer]:
 
 
 class _CountingReads:
-    """Counts the chunks (with text or not) that any code reads from ``ChromaStore``."""
+    """Counts the chunks (with text or not) that any code reads from ``ChromaStore``: every
+    read of chunks goes through its one paged read, ``_iter_where``."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.chunks = 0
-        real = ChromaStore.iter_chunks
+        real = ChromaStore._iter_where
 
         def counted(store: ChromaStore, *args: object, **kwargs: object) -> object:
             for chunk in real(store, *args, **kwargs):  # type: ignore[arg-type]
                 self.chunks += 1
                 yield chunk
 
-        monkeypatch.setattr(ChromaStore, "iter_chunks", counted)
+        monkeypatch.setattr(ChromaStore, "_iter_where", counted)
 
 
 def test_adding_one_article_reads_only_that_articles_chunks(

@@ -14,7 +14,7 @@ from rag.index import Indexer
 from rag.lexical import LexicalIndex
 from rag.retrieve import HybridRetriever, SearchFilters, as_langchain_retriever
 from rag.schema import Article
-from rag.store import ChromaStore
+from rag.stores.chroma import ChromaStore
 
 ARTICLES = [
     Article(

@@ -36,7 +36,8 @@ from rag.embed import PACKAGED_MODEL_ID, create_embedder
 from rag.errors import IndexLockedError, ProviderError
 from rag.index import Indexer
 from rag.schema import Article
-from rag.store import ChromaStore
+from rag.store import SearchFilters
+from rag.stores.chroma import ChromaStore
 from tests.conftest import CORPUS, REPO, SEED_ID, free_port
 
 pytestmark = pytest.mark.integration
@@ -221,7 +222,9 @@ def _post_two_versions_at_once(base_a: str, base_b: str, chroma_url: str, round_
     [text] = texts
     assert sum(ending.strip() in text for ending in endings.values()) == 1, text  # ...one whole
     store = ChromaStore.open(Settings(chroma_url=chroma_url), PACKAGED_MODEL_ID)
-    chunks = list(store.iter_chunks({"article_id": STRIKE_ID}, include_uncommitted=True))
+    chunks = list(
+        store.iter_chunks(SearchFilters(article_ids=(STRIKE_ID,)), include_uncommitted=True)
+    )
     record = store.commit_records([STRIKE_ID])[STRIKE_ID]
     assert {c.metadata["article_hash"] for c in chunks} == {record.article_hash}
     assert len(chunks) == record.chunks and not record.pending
@@ -468,7 +471,9 @@ def test_two_writer_processes_of_one_article_never_leave_mixed_versions(tmp_path
             assert wrote, reports
             last = _race_article(_race_text(trial, wrote[-1]))  # the last to finish wins
 
-            chunks = list(store.iter_chunks({"article_id": RACE_ID}, include_uncommitted=True))
+            chunks = list(
+                store.iter_chunks(SearchFilters(article_ids=(RACE_ID,)), include_uncommitted=True)
+            )
             hashes = {str(c.metadata["article_hash"]) for c in chunks}
             record = store.commit_records([RACE_ID])[RACE_ID]
             assert hashes == {record.article_hash}, f"trial {trial}: mixed versions {reports}"
@@ -476,7 +481,9 @@ def test_two_writer_processes_of_one_article_never_leave_mixed_versions(tmp_path
             assert len(chunks) == record.chunks
             expected = chunk_article(last, base.chunk_chars, base.chunk_overlap_sentences)
             assert {c.chunk_id for c in chunks} == {c.chunk_id for c in expected}
-            shown = sorted(store.iter_chunks({"article_id": RACE_ID}), key=_chunk_index)
+            shown = sorted(
+                store.iter_chunks(SearchFilters(article_ids=(RACE_ID,))), key=_chunk_index
+            )
             assert [c.text for c in shown] == [c.text for c in expected]
             first_end, second_start = reports[0][3], reports[1][4]
             overlapped += second_start < first_end

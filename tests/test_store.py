@@ -1,18 +1,23 @@
-"""The store's visibility rule: readers are shown only committed versions of articles.
+"""The store seam (``rag.store``: the protocol, its registry, neutral filters) and the Chroma
+store behind it (``rag.stores.chroma``): readers are shown only committed versions of articles,
+and filters mean the same in Chroma's dialect as ``SearchFilters.accepts`` says.
 
 Real Chroma in a temporary directory, vectors from the deterministic fake embedder.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rag.config import Settings
 from rag.embed import create_embedder
-from rag.errors import IndexWriteError
+from rag.errors import IndexWriteError, ProviderError
 from rag.schema import Chunk
-from rag.store import ChromaStore, CommitRecord, is_shown
+from rag.store import CommitRecord, SearchFilters, available_stores, is_shown, open_store
+from rag.stores.chroma import ChromaStore, chroma_where
 
 
 def stored_chunk(article_id: str, article_hash: str, text: str, index: int = 0) -> Chunk:
@@ -78,7 +83,7 @@ def test_only_the_committed_version_of_an_article_is_shown(
 
     store.write_commit_records([CommitRecord("a", "", 0)])
     assert query_ids(settings, store, "budget vote", 3) == ["b-hb-0"]
-    assert {c.chunk_id for c in store.iter_chunks(where={"article_id": "a"})} == set()
+    assert {c.chunk_id for c in store.iter_chunks(SearchFilters(article_ids=("a",)))} == set()
 
 
 def test_a_reader_sees_records_written_by_another_handle(settings: Settings) -> None:
@@ -126,3 +131,67 @@ def test_a_write_the_store_refuses_is_one_line_and_a_bug_keeps_its_type(
     monkeypatch.setattr(Collection, "upsert", bug)
     with pytest.raises(TypeError, match="unexpected keyword"):
         store.write_commit_records([CommitRecord("a", "h1", 1)])
+
+
+# --- the seam ------------------------------------------------------------------------------------
+
+
+def test_stores_are_opened_by_name_and_an_unknown_name_says_which_exist(
+    settings: Settings,
+) -> None:
+    assert settings.store == "chroma" and "chroma" in available_stores()
+    assert isinstance(open_store(settings, "fake/hash-64"), ChromaStore)
+    with pytest.raises(ProviderError, match=r"unknown store 'nosuch'; available: chroma"):
+        open_store(settings.replace(store="nosuch"), "fake/hash-64")
+
+
+def test_filters_become_chromas_where_only_in_its_module() -> None:
+    assert chroma_where(None) is None and chroma_where(SearchFilters()) is None
+    assert chroma_where(SearchFilters(authors=("Nora Lind",))) == {"author": {"$in": ["Nora Lind"]}}
+    assert chroma_where(SearchFilters(publishers=("Reuters",), date_from="2025-06-01")) == {
+        "$and": [{"publisher": {"$in": ["Reuters"]}}, {"date_int": {"$gte": 20250601}}]
+    }
+    # Nothing outside rag/stores/ writes a store's dialect.
+    package = Path(__file__).resolve().parent.parent / "rag"
+    dialect = ('"$in"', '"$and"', '"$gte"', '"$lte"', "where=")
+    writers = [
+        f"{path.relative_to(package)}: {word}"
+        for path in sorted(package.rglob("*.py"))
+        if "stores" not in path.relative_to(package).parts
+        for word in dialect
+        if word in path.read_text("utf-8")
+    ]
+    assert writers == []
+
+
+def _dated(article_id: str, author: str, day: int) -> Chunk:
+    metadata = {
+        "article_id": article_id,
+        "article_hash": "h",
+        "index": 0,
+        "author": author,
+        "publisher": "Gazette",
+        "date_int": 20250600 + day,
+    }
+    text = f"harbour report {article_id}"
+    return Chunk(f"{article_id}-0", article_id, text, 0, len(text), 0, metadata)
+
+
+def test_chroma_reads_with_filters_as_accepts_says(settings: Settings, store: ChromaStore) -> None:
+    chunks = [_dated("a", "Nora Lind", 1), _dated("b", "Ola Berg", 5), _dated("c", "Nora Lind", 9)]
+    add(settings, store, chunks)
+    vector = create_embedder(settings).embed(["harbour report"])[0]
+    cases = [
+        SearchFilters(authors=("Nora Lind",)),
+        SearchFilters(date_from="2025-06-02", date_to="2025-06-09"),
+        SearchFilters(authors=("Nora Lind",), date_to="2025-06-05"),
+        # More article ids than one of Chroma's `$in` filters takes: read in batches.
+        SearchFilters(
+            article_ids=("a", "b", *(f"x{n}" for n in range(700))), authors=("Ola Berg",)
+        ),
+    ]
+    for filters in cases:
+        expected = {c.chunk_id for c in chunks if filters.accepts(c.metadata)}
+        assert {c.chunk_id for c in store.iter_chunks(filters)} == expected, filters
+        if len(filters.article_ids) < 500:
+            assert {h.chunk.chunk_id for h in store.query(vector, 3, filters)} == expected

@@ -13,7 +13,8 @@ from rag.config import Settings
 from rag.embed import Vectors, create_embedder
 from rag.index import Indexer
 from rag.schema import Article
-from rag.store import ChromaStore, StoredChunk
+from rag.store import StoredChunk
+from rag.stores.chroma import ChromaStore
 from rag.vectors import StoredEmbedder, VectorFile, pending, text_key
 from tests.conftest import HashEmbedder
 

@@ -43,7 +43,7 @@ from rag.chunk import reassemble
 from rag.errors import CorpusError
 from rag.index import IngestReport
 from rag.schema import Article
-from rag.store import ChromaStore, StoredChunk
+from rag.store import SearchFilters, StoredChunk, VectorStore
 
 MAX_PAGE = 500
 Skipped = tuple[tuple[str, str], ...]
@@ -66,7 +66,7 @@ def _summary(article_id: str, metadata: dict[str, Any], chunks: int) -> dict[str
     }
 
 
-def list_articles(store: ChromaStore) -> list[dict[str, Any]]:
+def list_articles(store: VectorStore) -> list[dict[str, Any]]:
     """One summary per indexed article, newest first (then by id), from chunk metadata."""
     grouped = store.chunks_by_article()
     summaries = [
@@ -261,7 +261,7 @@ def get_articles(
 )
 def get_article(article_id: str, state: Annotated[ApiState, Depends(api_state)]) -> dict[str, Any]:
     """One article's metadata and full text, rebuilt from its indexed chunks."""
-    chunks = list(state.store.iter_chunks(where={"article_id": article_id}))
+    chunks = list(state.store.iter_chunks(SearchFilters(article_ids=(article_id,))))
     if not chunks:
         raise HTTPException(404, f"no article with id {article_id!r}")
     first = min(chunks, key=lambda c: int(c.metadata.get("start", 0))).metadata

@@ -38,7 +38,7 @@ from rag.embed import Embedder, Vectors
 from rag.errors import IndexNotBuiltError, ProviderError
 from rag.index import IngestReport, embedding_text
 from rag.schema import Article
-from rag.store import ChromaStore
+from rag.store import VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class ApiState:
         self._others_lock = threading.Lock()
 
     @property
-    def store(self) -> ChromaStore:
+    def store(self) -> VectorStore:
         return self.assistant.store
 
     def warm_up(self) -> None:
