@@ -597,6 +597,15 @@ def mentions(haystack: str, name: str) -> bool:
     last = lowered.split()[-1]
     if " " in lowered and re.search(rf"(?<!\w){re.escape(last)}(?!\w)", haystack):
         return True
+    # "the Trump-Merkel meeting" joins two names: the text may name each on its own.
+    parts = name.split("-")
+    if (
+        " " not in name
+        and len(parts) > 1
+        and all(len(p) > 1 and p[0].isupper() for p in parts)
+        and all(mentions(haystack, p) for p in parts)
+    ):
+        return True
     # "Trumps travel ban": a possessive typed without its apostrophe.
     if (
         len(lowered) > 4

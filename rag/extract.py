@@ -210,7 +210,7 @@ def missing_names(analysis: QuestionAnalysis, query: str, passages: Sequence[Pas
     demonyms = {e.text.lower() for e in analysis.entities if e.label == "NORP"}
     missing: list[str] = []
     for name in question_names(query):
-        if mentions(haystack, name):
+        if mentions(haystack, name) or _year_said_relatively(name, passages):
             continue
         if name.lower() in demonyms and any(
             mentions(haystack, place) for place in analysis.place_aliases
@@ -218,6 +218,26 @@ def missing_names(analysis: QuestionAnalysis, query: str, passages: Sequence[Pas
             continue
         missing.append(name)
     return missing
+
+
+_YEAR = re.compile(r"(?:19|20)\d{2}")
+_RELATIVE_YEARS = {-1: ("last year", "a year ago"), 0: ("this year",), 1: ("next year",)}
+
+
+def _year_said_relatively(name: str, passages: Sequence[Passage]) -> bool:
+    """Whether a year of the question is named relative to an article's date: a story
+    dated 2017 that says "last year" speaks of 2016."""
+    if not _YEAR.fullmatch(name):
+        return False
+    year = int(name)
+    for p in passages:
+        if not _YEAR.match(p.date[:4]):
+            continue
+        phrases = _RELATIVE_YEARS.get(year - int(p.date[:4]), ())
+        text = p.text.lower()
+        if any(phrase in text for phrase in phrases):
+            return True
+    return False
 
 
 class ExtractiveAnswerer:

@@ -51,3 +51,10 @@ def test_known_names_and_other_names_are_left_alone() -> None:
 def test_a_possessive_without_its_apostrophe_mentions_the_name() -> None:
     assert mentions("judge blocks trump's travel ban", "Trumps")
     assert not mentions("judge blocks the travel ban", "Trumps")
+
+
+def test_two_names_joined_by_a_hyphen_are_mentioned_one_by_one() -> None:
+    text = "merkel postponed her meeting with trump until friday."
+    assert mentions(text, "Trump-Merkel")
+    assert not mentions("merkel postponed her trip until friday.", "Trump-Merkel")
+    assert mentions("jean-marc ayrault said", "Jean-Marc")

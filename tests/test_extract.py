@@ -13,6 +13,7 @@ from rag.answer import AnswererParts, AnswerRequest, Draft, create_answerer
 from rag.catalog import Catalog
 from rag.cite import citation_problems
 from rag.config import Settings
+from rag.extract import missing_names
 from rag.schema import Answer, Passage
 from rag.store import StoredChunk
 from tests.conftest import HashEmbedder, OverlapJudge
@@ -334,3 +335,14 @@ def test_a_figure_from_an_article_about_someone_else_does_not_answer() -> None:
     }
     assert _furnished_draft("What is Betsy DeVos's net worth?", wealth).refused
     assert not _furnished_draft("What is Trump's net worth?", wealth).refused
+
+
+def test_a_year_the_article_says_relative_to_its_date_is_not_missing() -> None:
+    story = Passage(
+        "c1", "nl", "The Dutch economy grew by 2.1% last year.", "Dutch vote", "", "2017-03-15",
+        "CNN", "", 0, 42, 1.0,
+    )  # fmt: skip
+    question = "How much did the Dutch economy grow in 2016?"
+    assert missing_names(ANALYZER.analyze(question), question, [story]) == []
+    older = "How much did the Dutch economy grow in 2015?"
+    assert missing_names(ANALYZER.analyze(older), older, [story]) == ["2015"]
