@@ -9,14 +9,13 @@ The size decides by default because a client cannot know how long an upload will
 embed, and a request that runs past its timeout leaves it guessing what happened.
 A listing and an article's text are rebuilt from the stored chunks: nothing else is kept.
 
-It does not read files itself (``rag.ingest`` does, the same readers as ``rag ingest``) or
+It does not read files itself (``rag.readers`` do, the same readers as ``rag ingest``) or
 index them (``Assistant`` and ``rag.index`` do).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -85,38 +84,36 @@ def reassemble_text(chunks: Sequence[StoredChunk]) -> str:
 
 
 def article_from_body(body: ArticleIn) -> Article:
-    from rag.ingest import article_from_record
+    from rag.readers import article_from_record
 
     record: dict[object, object] = {k: v for k, v in body.model_dump().items() if v}
     return article_from_record(record, source="api")
 
 
 def read_upload(filename: str, data: bytes) -> tuple[list[Article], Skipped]:
-    """The articles in an uploaded file, read by ``read_articles`` from a temporary copy that
-    keeps the file's name (ids may come from it)."""
-    from rag.ingest import SUPPORTED_SUFFIXES, read_articles
+    """The articles in an uploaded file, read from its bytes by the reader of its format
+    (``rag.readers.read_bytes``: no temporary file); its name picks the reader and may give
+    the ids."""
+    from rag.readers import UnreadableSource, read_bytes, reader_for, supported_suffixes
 
     name = Path(filename.replace("\\", "/")).name
-    if not name or name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+    if not name or name.startswith(".") or reader_for(name) is None:
         raise CorpusError(
-            f"cannot read an upload named {filename!r}: use one of {', '.join(SUPPORTED_SUFFIXES)}"
+            f"cannot read an upload named {filename!r}:"
+            f" use one of {', '.join(supported_suffixes())}"
         )
-    with tempfile.TemporaryDirectory(prefix="rag-upload-") as folder:
-        path = Path(folder) / name
-        path.write_bytes(data)
-        result = read_articles([path])
-
-    def local(source: str) -> str:
-        return source.replace(str(path), name)
-
-    skipped = tuple((local(s.source), s.reason) for s in result.skipped)
+    try:
+        result = read_bytes(name, data)
+    except UnreadableSource as error:
+        raise CorpusError(
+            f"no article could be read from the upload ({error.source}: {error.reason})"
+        ) from error
+    skipped = tuple((s.source, s.reason) for s in result.skipped)
     if not result.articles:
         reasons = "; ".join(f"{source}: {reason}" for source, reason in skipped[:3])
         raise CorpusError(f"no article could be read from the upload ({reasons or name})")
     source = f"upload:{name}"
-    articles = [
-        dataclasses.replace(a, source=a.source.replace(str(path), source)) for a in result.articles
-    ]
+    articles = [dataclasses.replace(a, source=source) for a in result.articles]
     return articles, skipped
 
 
