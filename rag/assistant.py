@@ -31,7 +31,7 @@ from rag.answer import (
 from rag.catalog import Catalog
 from rag.chat_models import create_chat_model
 from rag.config import Settings
-from rag.embed import Embedder, create_embedder
+from rag.embed import Embedder, create_embedder, packaged_provider
 from rag.errors import QuestionError
 from rag.extract import JudgePrep
 from rag.followup import Resolution, resolve_follow_up, rewrite_question
@@ -104,6 +104,16 @@ class Assistant:
         ``chat_model``, any LangChain chat model, stands in for the one the settings name."""
         embedder = create_embedder(settings.index)
         store = open_store(settings.index, embedder.model_id)
+        built_with = store.built_with()
+        provider = packaged_provider(built_with)
+        if built_with != embedder.model_id and provider and not settings.index.embedding_model:
+            # The index's vectors are one packaged model's: questions must be embedded, and
+            # new articles added, with that model, whichever one a new index would get.
+            log.info("the index was built with %s: embedding with it (%s)", built_with, provider)
+            index = replace(settings.index, embedding_provider=provider)
+            settings = replace(settings, index=index)
+            embedder = create_embedder(index)
+            store = open_store(index, embedder.model_id)
         return cls(settings, embedder, store, chat_model=chat_model)
 
     def warm_up(self) -> None:

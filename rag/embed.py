@@ -21,6 +21,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -314,12 +315,36 @@ def _onnx_int8(settings: IndexSettings) -> Embedder:
         model_file = packaged_onnx_model_path()
         tokenizer_file = packaged_model_path() / "tokenizer.json"
         model_id = PACKAGED_ONNX_MODEL_ID
-    return OnnxEmbedder(
-        model_file, tokenizer_file, batch_size=settings.embed_batch_size, model_id=model_id
+    return _shared_onnx(model_file, tokenizer_file, settings.embed_batch_size, model_id)
+
+
+# How many recent texts the shared ONNX embedder remembers: the question a retriever has just
+# embedded is asked again by the answer judge, which reads the same model.
+_RECENT_TEXTS = 256
+
+
+@lru_cache(maxsize=8)
+def _shared_onnx(
+    model_file: Path, tokenizer_file: Path, batch_size: int, model_id: str
+) -> Embedder:
+    """One session per ONNX model and batch size in a process: the retriever's query
+    embedder and the answer judge's (``rag.judge_features``) are then the same model, loaded
+    once, and a question is embedded once for both."""
+    return CachedEmbedder(
+        OnnxEmbedder(model_file, tokenizer_file, batch_size=batch_size, model_id=model_id),
+        _RECENT_TEXTS,
     )
 
 
 register_embedder("onnx-int8", _onnx_int8)
+
+
+def packaged_provider(model_id: str) -> str | None:
+    """The provider whose packaged model has this id (an index records the id it was built
+    with): ``sentence-transformers`` or ``onnx-int8``; None for any other model."""
+    return {PACKAGED_MODEL_ID: "sentence-transformers", PACKAGED_ONNX_MODEL_ID: "onnx-int8"}.get(
+        model_id
+    )
 
 
 class CachedEmbedder:

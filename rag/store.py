@@ -155,6 +155,10 @@ class VectorStore(Protocol):
         """Other processes may write this store (a server's, not a local one)."""
         ...
 
+    def built_with(self) -> str:
+        """The id of the embedding model that built the index ("" before its first write)."""
+        ...
+
     @property
     def index_version(self) -> str:
         """The version this handle last saw; it changes on every write."""

@@ -232,3 +232,19 @@ def test_a_serving_process_sees_articles_another_process_ingested(tmp_path: Path
     assert not answer.refused and "forty-eight hours" in answer.answer
     assert citation_problems(answer) == []
     assert not serving.ask(DATE_QUESTION).refused
+
+
+def test_an_index_is_read_with_the_packaged_model_that_built_it(
+    corpus_index: Settings, tmp_path: Path
+) -> None:
+    # Whatever a new index would get, questions about an existing one are embedded with the
+    # model that built it, so an index made before the default changed keeps answering.
+    built = Assistant.open(corpus_index).embedder.model_id
+    other = "onnx-int8" if built.startswith("sentence-transformers") else "sentence-transformers"
+    settings = Settings(data_dir=corpus_index.data_dir, embedding_provider=other)
+    reopened = Assistant.open(settings)
+    assert reopened.embedder.model_id == built
+    assert reopened.settings.index.embedding_provider != other
+    assert not reopened.ask(DATE_QUESTION).refused
+    fresh = Assistant.open(Settings(data_dir=tmp_path / "new", embedding_provider=other))
+    assert fresh.embedder.model_id != built

@@ -348,6 +348,17 @@ class ChromaStore:
     def _guarded(self, collection: Any) -> Any:
         return collection if self._local else _ServerCollection(collection, self._server_url)
 
+    def built_with(self) -> str:
+        """The embedding model id the collection records ("" when there is none yet)."""
+        try:
+            with _server_errors(self._server_url):
+                collection = self._client.get_collection(self._name, embedding_function=None)
+        except ProviderError:
+            raise
+        except Exception:  # chromadb raises NotFoundError/ValueError across versions
+            return ""
+        return str((collection.metadata or {}).get("embedding_model", ""))
+
     def _check_model(self, collection: Any) -> None:
         built_with = (collection.metadata or {}).get("embedding_model")
         if built_with and built_with != self._model_id:
