@@ -2,7 +2,7 @@
 
     python -m bench.load [--clients 16] [--duration 60] [--ingest-every 5] [--news 200]
                          [--overload-clients 64] [--overload-duration 30]
-                         [--data-dir DIR] [--out results.json]
+                         [--lexical fts5|bm25s] [--data-dir DIR] [--out results.json]
     make bench-load      # both phases: 16 clients for 60 s, then 64 clients for 30 s
 
 A bounded measurement on 127.0.0.1, not a test (nothing asserts a time):
@@ -166,9 +166,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+SERVER_SETTINGS: dict[str, str] = {}  # RAG_ settings chosen on the command line (--lexical)
+
+
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(ENV)
+    env.update(SERVER_SETTINGS)
     env["RAG_API_KEYS"] = KEY
     return env
 
@@ -596,8 +600,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--overload-duration", type=float, default=30.0, help="seconds of the second phase"
     )
+    parser.add_argument(
+        "--lexical",
+        choices=["fts5", "bm25s"],
+        help="the lexical backend of the index and server (RAG_LEXICAL; default: the default)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
+    if args.lexical:
+        SERVER_SETTINGS["RAG_LEXICAL"] = args.lexical
     if args.clients < 1 or args.duration <= 0 or args.ingest_every <= 0:
         parser.error("--clients, --duration and --ingest-every must be positive")
     if args.overload_clients < 0 or args.overload_duration <= 0:

@@ -1,7 +1,8 @@
 """The HTTP API: ask questions and manage articles over REST, with the chat mounted beside it.
 
-``create_app(assistant, settings, chat=blocks)`` returns one FastAPI app, which ``rag serve``
-runs with uvicorn:
+``create_app(assistant, settings, chat=app.build_app)`` returns one FastAPI app, which ``rag
+serve`` runs with uvicorn; it builds the chat itself, around the assistant held to the same
+question admission as ``/v1/ask`` (``limits.AdmittedAnswering``):
 
 - ``POST /v1/ask`` (the ``Answer.to_dict()`` object, as ``rag ask --json``), ``POST
   /v1/ask/stream`` (server-sent events ``token`` ... ``answer``, or ``error``);
@@ -23,7 +24,8 @@ by resource: ``health``, ``ask``, ``articles``.
 
 Every error is JSON ``{"error": "<one line>"}``: a ``RagError`` keeps its message (422, 409
 for a locked index, 503 for an empty one); anything unexpected is logged and answered 500
-``internal error``; a question beyond the server's capacity is 503 with ``Retry-After``.
+``internal error``; a question beyond the server's capacity is 503 with ``Retry-After`` (in
+the chat, the same message as its one-line reply).
 
 What it deliberately does not do: retrieve, answer or index by itself (``Assistant`` and
 ``Indexer`` do, the same code as the CLI), read the environment (``Settings`` arrive built),

@@ -34,8 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.api.security import route_path
 from rag.errors import BusyError
-from rag.retrieve import SearchFilters
 from rag.schema import AnswerEvent
+from rag.store import SearchFilters
 
 if TYPE_CHECKING:
     from rag.assistant import Assistant
