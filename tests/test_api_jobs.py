@@ -15,19 +15,21 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import numpy as np
 import pytest
 
 from rag.api import create_app
 from rag.api.jobs import DONE, FAILED, QUEUED, RUNNING, Jobs, JobsFullError, Progress
-from rag.api.limits import AskGate
+from rag.api.limits import AdmittedAnswering, AskGate
 from rag.api.state import WriterQueue
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.embed import Vectors, register_embedder
-from rag.errors import CorpusError
-from rag.schema import Chunk
+from rag.errors import BusyError, CorpusError
+from rag.schema import AnswerDelta, Chunk
 from rag.stores.chroma import ChromaStore
 from tests.conftest import HashEmbedder
 from tests.test_api import AUTH, KEY, SOLAR, serve
@@ -450,3 +452,39 @@ def test_the_chat_answers_through_the_same_admission_and_says_when_to_retry(
     assert len(replies) == 1 and "#### Sources" in replies[0] and "#### Sources" in after
     assert asked.status_code == 200
     assert gate.turned_away == 2 and gate.running == 0
+
+
+class _TwoDeltas:
+    """An answering object whose answer is two pieces of text (and never an ``Answer``)."""
+
+    max_question_chars = 1000
+
+    def catalog(self) -> Any:
+        raise AssertionError("not used")
+
+    def stream(self, question: str, history: Any = (), filters: Any = None) -> Any:
+        yield AnswerDelta("first")
+        yield AnswerDelta("second")
+
+
+def test_a_chat_answer_stopped_part_way_gives_its_turn_back_and_one_beyond_is_busy() -> None:
+    """Gradio steps the chat's generator in worker threads and closes it from the event loop
+    (Stop, a closed page): the turn is handed back either way, and without a free turn the
+    answer is a ``BusyError`` saying when to try again."""
+    gate = AskGate(max_concurrent=1, max_queued=1, wait_s=0.0)
+    admitted = AdmittedAnswering(_TwoDeltas(), gate)  # type: ignore[arg-type]
+
+    async def scenario() -> tuple[object, int, str, int]:
+        events = admitted.stream("Harbour?")
+        first = await anyio.to_thread.run_sync(next, events)
+        held = gate.running
+        with pytest.raises(BusyError) as busy:
+            await anyio.to_thread.run_sync(next, admitted.stream("Another?"))
+        events.close()  # as Gradio's Stop does, on the loop's own thread
+        await asyncio.sleep(0)  # the turn is handed back through the loop
+        return first, held, str(busy.value), gate.running
+
+    first, held, message, after = anyio.run(scenario)
+    assert (first, held, after) == (AnswerDelta("first"), 1, 0)
+    assert message == "the server is answering 1 questions and 0 are waiting: try again in 1 s"
+    assert gate.turned_away == 1
