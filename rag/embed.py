@@ -364,19 +364,22 @@ class CachedEmbedder:
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return self.embedder.embed(texts)
+        unique = list(dict.fromkeys(texts))
         with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+            found = {t: self._vectors[t] for t in unique if t in self._vectors}
+            for text in found:
+                self._vectors.move_to_end(text)
+        missing = [t for t in unique if t not in found]
         if missing:
-            fresh = self.embedder.embed(missing)
+            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+            found.update(fresh)
             with self._lock:
-                for text, vector in zip(missing, fresh, strict=True):
-                    self._vectors[text] = vector
+                # More new texts than the cache holds: the first ones are forgotten at once,
+                # so the answer is built from ``found``, not read back from the cache.
+                self._vectors.update(fresh)
                 while len(self._vectors) > self._size:
                     self._vectors.popitem(last=False)
-        with self._lock:
-            for text in texts:
-                self._vectors.move_to_end(text)
-            return np.stack([self._vectors[t] for t in texts])
+        return np.stack([found[t] for t in texts])
 
 
 class LangChainEmbeddings:

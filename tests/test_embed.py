@@ -187,3 +187,12 @@ def test_cached_embedder_embeds_each_text_once_and_forgets_the_oldest() -> None:
     cached.embed(["e f"])  # "a b" is the least recently used: it goes
     cached.embed(["a b"])
     assert calls[-1] == ["a b"] and cached.model_id == "fake/hash-64"
+
+
+def test_cached_embedder_answers_a_batch_larger_than_it_holds() -> None:
+    from rag.embed import CachedEmbedder
+    from tests.conftest import HashEmbedder
+
+    texts = [f"text number {i}" for i in range(7)]
+    got = CachedEmbedder(HashEmbedder(), size=2).embed(texts)
+    assert np.array_equal(got, HashEmbedder().embed(texts))
