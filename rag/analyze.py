@@ -42,6 +42,7 @@ ANSWER_TYPES: dict[str, frozenset[str]] = {
     "how_many": frozenset({"CARDINAL", "MONEY", "QUANTITY", "PERCENT"}),
     "where": frozenset({"GPE", "LOC", "FAC"}),
 }
+_HOW_LONG = re.compile(r"\bhow long\b", re.I)
 INTENTS = (
     "fact",
     "author",
@@ -361,6 +362,9 @@ class QuestionAnalyzer:
         intent, topic, outlets = _intent(text)
         wh = question_word(text)
         answer_types = ANSWER_TYPES.get(wh, frozenset())
+        if wh == "how_many" and _HOW_LONG.search(text):
+            # A duration is a DATE or TIME to spaCy ("forty-eight hours", "three weeks").
+            answer_types |= ANSWER_TYPES["when"]
         if intent != "fact":
             answer_types = frozenset()
         subject_pronoun = any(

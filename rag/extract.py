@@ -220,18 +220,18 @@ def missing_names(analysis: QuestionAnalysis, query: str, passages: Sequence[Pas
     return missing
 
 
-_YEAR = re.compile(r"(?:19|20)\d{2}")
+_YEAR_NAME = re.compile(r"(?:19|20)\d{2}")
 _RELATIVE_YEARS = {-1: ("last year", "a year ago"), 0: ("this year",), 1: ("next year",)}
 
 
 def _year_said_relatively(name: str, passages: Sequence[Passage]) -> bool:
     """Whether a year of the question is named relative to an article's date: a story
     dated 2017 that says "last year" speaks of 2016."""
-    if not _YEAR.fullmatch(name):
+    if not _YEAR_NAME.fullmatch(name):
         return False
     year = int(name)
     for p in passages:
-        if not _YEAR.match(p.date[:4]):
+        if not _YEAR_NAME.match(p.date[:4]):
             continue
         phrases = _RELATIVE_YEARS.get(year - int(p.date[:4]), ())
         text = p.text.lower()
@@ -511,7 +511,11 @@ def _has_type(sentence: str, labels: frozenset[str], analysis: QuestionAnalysis)
     digits or a large spelled-out number ("two parties" does not answer "how many votes");
     for when, spaCy's dates or a year."""
     if analysis.wh == "how_many":
-        return bool(_DIGIT.search(sentence) or _LARGE_NUMBER.search(sentence))
+        if _DIGIT.search(sentence) or _LARGE_NUMBER.search(sentence):
+            return True
+        # "How long ...?": a duration spelled out ("forty-eight hours") answers it.
+        durations = labels & analysis.answer_types & {"DATE", "TIME"}
+        return bool(durations) and bool(_SOME_NUMBER.search(sentence))
     if analysis.wh == "when" and _YEAR.search(sentence):
         return True
     return bool(labels & analysis.answer_types)

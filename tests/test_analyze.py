@@ -163,3 +163,9 @@ def test_question_word_and_topic_helpers() -> None:
 )
 def test_which_with_a_role_asks_who_and_with_a_place_asks_where(question: str, wh: str) -> None:
     assert QuestionAnalyzer().analyze(question).wh == wh
+
+
+def test_how_long_is_answered_by_a_duration_as_well_as_a_figure() -> None:
+    types = ANALYZER.analyze("How long will the train drivers strike last?").answer_types
+    assert {"DATE", "TIME"} <= types and "CARDINAL" in types
+    assert "DATE" not in ANALYZER.analyze("How many drivers went on strike?").answer_types

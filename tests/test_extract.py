@@ -56,6 +56,16 @@ ARTICLES = {
         "Al Jazeera",
         ["A suicide bomber killed 20 people near the Supreme Court in Kabul on Tuesday."],
     ),
+    "strike": (
+        "Rail drivers strike over pay",
+        "",
+        "2017-01-09",
+        "RTÉ",
+        [
+            "Train drivers across the country walked out on Monday in a dispute over pay. The"
+            " union said the strike would last forty-eight hours."
+        ],
+    ),
 }
 
 
@@ -346,3 +356,8 @@ def test_a_year_the_article_says_relative_to_its_date_is_not_missing() -> None:
     assert missing_names(ANALYZER.analyze(question), question, [story]) == []
     older = "How much did the Dutch economy grow in 2015?"
     assert missing_names(ANALYZER.analyze(older), older, [story]) == ["2015"]
+
+
+def test_a_spelled_out_duration_answers_how_long() -> None:
+    draft = ask("How long will the strike last?", "strike")
+    assert not draft.refused and "forty-eight hours" in draft.text
