@@ -103,7 +103,7 @@ class IndexSettings:
     refresh_interval_s: float = 2.0
     # Embeddings: provider name from the registry in rag.embed; "" means the packaged model.
     # They are the index's, and a question is embedded with the same model.
-    embedding_provider: str = "sentence-transformers"
+    embedding_provider: str = "auto"  # int8 ONNX on the CPU, else sentence-transformers
     embedding_model: str = ""
     device: str = "cpu"
     embed_batch_size: int = 32

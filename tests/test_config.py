@@ -28,7 +28,7 @@ def test_defaults_are_offline_and_valid() -> None:
     assert s.data_dir == Path(".rag")
     assert s.corpus_dir == Path("corpus")
     assert s.collection == "articles"
-    assert s.embedding_provider == "sentence-transformers"
+    assert s.embedding_provider == "auto"
     assert s.embedding_model == ""
     assert s.device == "cpu"
     assert s.chunk_chars == 900

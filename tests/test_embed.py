@@ -73,6 +73,15 @@ def test_the_two_providers_have_different_model_ids() -> None:
     assert isinstance(int8, Embedder)
 
 
+def test_auto_is_int8_onnx_on_the_cpu_and_torch_elsewhere(tmp_path: Path) -> None:
+    assert create_embedder(Settings()).model_id == PACKAGED_ONNX_MODEL_ID
+    # A model directory of one's own is a sentence-transformers one: auto loads it with torch
+    # (here it is empty, so loading fails, naming sentence-transformers' folder, not ONNX's).
+    with pytest.raises(ProviderError) as caught:
+        create_embedder(Settings(embedding_model=str(tmp_path))).embed(["x"])
+    assert "model.onnx" not in str(caught.value)
+
+
 def test_onnx_provider_names_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ProviderError, match=r"model\.onnx"):
         create_embedder(Settings(embedding_provider="onnx-int8", embedding_model=str(tmp_path)))
