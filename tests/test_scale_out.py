@@ -32,7 +32,7 @@ import pytest
 from rag.assistant import Assistant
 from rag.chunk import chunk_article
 from rag.config import Settings
-from rag.embed import PACKAGED_MODEL_ID, create_embedder
+from rag.embed import create_embedder
 from rag.errors import IndexLockedError, ProviderError
 from rag.index import Indexer
 from rag.schema import Article
@@ -221,7 +221,7 @@ def _post_two_versions_at_once(base_a: str, base_b: str, chroma_url: str, round_
     assert len(texts) == 1, texts  # both processes show the same version...
     [text] = texts
     assert sum(ending.strip() in text for ending in endings.values()) == 1, text  # ...one whole
-    store = ChromaStore.open(Settings(chroma_url=chroma_url), PACKAGED_MODEL_ID)
+    store = ChromaStore.open(Settings(chroma_url=chroma_url), create_embedder(Settings()).model_id)
     chunks = list(
         store.iter_chunks(SearchFilters(article_ids=(STRIKE_ID,)), include_uncommitted=True)
     )
