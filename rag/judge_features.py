@@ -5,10 +5,12 @@ computes ``FEATURES``: the cosine similarity of the question to the sentence and
 sentence with its context (all-MiniLM-L6-v2, the packaged int8 ONNX build), how far each is
 from the best candidate of the same question, the share of the question's words and names the
 sentence and its context hold, whether the sentence carries a year or a figure when the
-question asks when or how many, and the question word. A two-layer network trained here on
-``squad-train`` (``train/features.py``; ``rag/models/judge/MODEL_CARD.md``) turns
-them into ``P(the sentence answers the question)``; it is shipped as int8 ONNX and run with
-onnxruntime. Its threshold was calibrated on the dev articles.
+question asks when or how many, the question word, and the share of the question's rarer
+words (held by few of the candidates: what is asked, not the topic) in the sentence and its
+context. A two-layer network trained here on ``squad-train`` (``train/features.py``;
+``rag/models/judge/MODEL_CARD.md``) turns them into ``P(the sentence answers the question)``;
+it is shipped as int8 ONNX and run with onnxruntime. Its threshold was calibrated on the dev
+articles.
 
 This module does not retrieve or choose sentences; it only scores what it is given.
 """
@@ -54,6 +56,10 @@ FEATURES = (
     "sentence_length",
     "numbers_present",
     *(f"wh_{wh}" for wh in _WH),
+    "rare_sentence",
+    "rare_window",
+    "rare_sentence_gap",
+    "rare_window_gap",
 )
 _MONTH = re.compile(
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november"
@@ -106,11 +112,13 @@ def features(
     rank = np.empty(n, dtype=np.float32)
     rank[order] = np.arange(n, dtype=np.float32)
     overlaps = []
+    held: list[tuple[set[str], set[str]]] = []
     for sentence, context in zip(sentences, contexts, strict=True):
         terms = set(content_terms(sentence))
         # The context's terms, piece by piece: each piece (headline, neighbour) recurs across
         # candidates and questions, so its terms come from content_terms' cache.
         window_terms = terms.union(*(content_terms(p) for p in context_pieces(context)))
+        held.append((terms, window_terms))
         overlaps.append(
             (
                 len(asked & terms) / len(asked) if asked else 0.0,
@@ -118,6 +126,22 @@ def features(
             )
         )
     best_overlap = max(o[0] for o in overlaps)
+    # The question's words weighted by how few candidates hold them: the ones every candidate
+    # has are the topic ("Kim Jong Nam"); the rare ones are what is asked about it ("face").
+    weight = {t: 1.0 - sum(t in w for _, w in held) / n for t in asked}
+    total = sum(weight.values()) or 1.0
+    rare = np.asarray(
+        [
+            (
+                sum(weight[t] for t in asked & terms) / total,
+                sum(weight[t] for t in asked & window_terms) / total,
+            )
+            for terms, window_terms in held
+        ],
+        dtype=np.float32,
+    )
+    rows[:, -4:-2] = rare
+    rows[:, -2:] = rare - rare.max(axis=0, keepdims=True)
     for i, (sentence, context) in enumerate(zip(sentences, contexts, strict=True)):
         lowered, window = sentence.lower(), f"{context}\n{sentence}".lower()
         row = rows[i]
