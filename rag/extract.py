@@ -220,18 +220,17 @@ def missing_names(analysis: QuestionAnalysis, query: str, passages: Sequence[Pas
     return missing
 
 
-_YEAR_NAME = re.compile(r"(?:19|20)\d{2}")
 _RELATIVE_YEARS = {-1: ("last year", "a year ago"), 0: ("this year",), 1: ("next year",)}
 
 
 def _year_said_relatively(name: str, passages: Sequence[Passage]) -> bool:
     """Whether a year of the question is named relative to an article's date: a story
     dated 2017 that says "last year" speaks of 2016."""
-    if not _YEAR_NAME.fullmatch(name):
+    if not _YEAR.fullmatch(name):
         return False
     year = int(name)
     for p in passages:
-        if not _YEAR_NAME.match(p.date[:4]):
+        if not _YEAR.fullmatch(p.date[:4]):
             continue
         phrases = _RELATIVE_YEARS.get(year - int(p.date[:4]), ())
         text = p.text.lower()

@@ -61,6 +61,7 @@ FEATURES = (
     "rare_sentence_gap",
     "rare_window_gap",
 )
+_RARE = FEATURES.index("rare_sentence")  # then rare_window and the two gaps
 _MONTH = re.compile(
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november"
     r"|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
@@ -140,8 +141,8 @@ def features(
         ],
         dtype=np.float32,
     )
-    rows[:, -4:-2] = rare
-    rows[:, -2:] = rare - rare.max(axis=0, keepdims=True)
+    rows[:, _RARE : _RARE + 2] = rare
+    rows[:, _RARE + 2 : _RARE + 4] = rare - rare.max(axis=0, keepdims=True)
     for i, (sentence, context) in enumerate(zip(sentences, contexts, strict=True)):
         lowered, window = sentence.lower(), f"{context}\n{sentence}".lower()
         row = rows[i]
