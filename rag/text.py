@@ -24,6 +24,15 @@ _SENTENCE_END = re.compile(r"""[.!?…]+["'”’»)\]]*(?=\s+|$)""")
 _NEXT_STARTS_SENTENCE = re.compile(r"""\s+["'“‘«(\[]*[A-Z0-9À-ÖØ-Þ]""")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _LINE_BREAK = re.compile(r"\s*\n\s*")
+# Site furniture that scraping glued into a paragraph, mid-line: a share bar ("Send Facebook
+# Twitter ... Permalink <url>", 156 of the news articles), a player notice ("Share this with
+# Media playback is not supported on this device", 182). Each run is a sentence of its own
+# (so the words after it start a clean sentence) that ``is_furniture`` recognises.
+_GLUED_FURNITURE = re.compile(
+    r"Send Facebook Twitter\b.{0,160}?\bPermalink(?:\s+https?://\S+)?"
+    r"|(?:Share this with\s+)?Media playback is not supported on this device"
+    r"|\bShare this with(?=\s)"
+)
 _WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)*%?|[^\W\d_]+(?:[-'’][^\W\d_]+)*", re.UNICODE)
 
 STOPWORDS = frozenset(
@@ -75,7 +84,17 @@ def _sentence_spans(text: str, start: int, end: int) -> tuple[tuple[int, int], .
 def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     position = start
     for match in _LINE_BREAK.finditer(text, start, end):
+        yield from _unglued(text, position, match.start())
+        position = match.end()
+    yield from _unglued(text, position, end)
+
+
+def _unglued(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The line ``text[start:end]`` in pieces, each run of glued furniture a piece of its own."""
+    position = start
+    for match in _GLUED_FURNITURE.finditer(text, start, end):
         yield from _stripped_span(text, position, match.start())
+        yield from _stripped_span(text, match.start(), match.end())
         position = match.end()
     yield from _stripped_span(text, position, end)
 
@@ -139,6 +158,7 @@ def _content_terms(text: str) -> tuple[str, ...]:
 _FURNITURE = re.compile(
     r"\b(?:READ MORE|RELATED|WATCH|ALSO READ|MORE ON THIS)\s*:"
     r"|^\W*(?:Follow us on|Sign up for|Subscribe to|Share this slide|Want more updates)\b"
+    rf"|^(?:{_GLUED_FURNITURE.pattern})$"
 )
 
 

@@ -6,7 +6,15 @@ import random
 
 import pytest
 
-from rag.text import STOPWORDS, content_terms, paragraph_spans, sentence_spans, stem, words
+from rag.text import (
+    STOPWORDS,
+    content_terms,
+    is_furniture,
+    paragraph_spans,
+    sentence_spans,
+    stem,
+    words,
+)
 
 
 def sentences(text: str) -> list[str]:
@@ -246,3 +254,20 @@ def test_content_terms_never_contain_a_stopword() -> None:
 def test_content_terms_of_only_stopwords_is_empty() -> None:
     assert content_terms("What is it that they said about the") == []
     assert content_terms("") == []
+
+
+def test_furniture_glued_into_a_paragraph_is_a_sentence_of_its_own() -> None:
+    # Scraped news pages glue a share bar or a player notice into the text, mid-line; the
+    # words after it must start a sentence that can be quoted without it.
+    text = (
+        "Police questioned him. Send Facebook Twitter Google+ Whatsapp Tumblr linkedin stumble"
+        " Digg reddit Newsvine Permalink http://dw.com/p/2Wx5C The man had flown from Dubai."
+        " Share this with Media playback is not supported on this device Cook says it is fine."
+    )
+    sentences = [text[a:b] for a, b in sentence_spans(text)]
+    assert [s for s in sentences if not is_furniture(s)] == [
+        "Police questioned him.",
+        "The man had flown from Dubai.",
+        "Cook says it is fine.",
+    ]
+    assert len(sentences) == 5
