@@ -12,7 +12,8 @@ catalogue) and ``digest`` answers:
   out;
 * a summary: the chosen article's most central sentences (those sharing the most of the
   article's frequent words, with a nudge towards its opening) in their order, each cited;
-* a comparison: the same, one block per outlet; an outlet with nothing on the topic is named.
+* a comparison: one block per outlet, its story on the topic (the best match among its
+  articles) summarised as above in three sentences; an outlet with nothing on it is named.
 
 It never writes a claim of its own: the only words not quoted are headlines, outlets and
 dates from the articles' records. It does not judge whether a single fact is answered.
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 _BROAD_ARTICLES = 4
 _LIST_ARTICLES = 6
 _SUMMARY_SENTENCES = 4
+_COMPARE_SENTENCES = 3
 _DEPTH = 4  # broad questions read this many times top_k passages
 _MIN_WORDS = 5
 
@@ -72,7 +74,9 @@ def gather(
                 continue
             side_filters = replace(filters, publishers=(publisher,))
             result = retriever.search(topic, k=top_k, filters=side_filters, mode=mode)
-            passages.extend(result.passages)
+            if result.passages:  # the outlet's story on the topic, read whole
+                story = result.passages[0].article_id
+                passages.extend(catalog.passages(story) or result.passages[:1])
             vector = result.query_vector
             timings = {k: timings.get(k, 0.0) + v for k, v in result.timings_ms.items()}
         if vector is None:
@@ -115,6 +119,9 @@ def digest(request: AnswerRequest, catalog: Catalog) -> Draft:
     names = [n for n in question_names(wanted) if n.lower() not in outlets]
     terms = set(content_terms(wanted)) - {t for o in outlets for t in content_terms(o)}
     groups = _by_article(passages)
+    if analysis.intent == "compare":  # an outlet's story must be on the topic
+        on_topic = [g for g in groups if _best_sentences(g, names, terms, 1)]
+        return _compare(on_topic, analysis, catalog, topic)
     if analysis.intent == "latest":
         groups.sort(key=lambda group: group[0].date or "", reverse=True)
     limit = _LIST_ARTICLES if listing else _BROAD_ARTICLES
@@ -130,8 +137,6 @@ def digest(request: AnswerRequest, catalog: Catalog) -> Draft:
                 quotes.append((passage, sentence))
         if quotes:
             blocks.append((group[0], quotes))
-    if analysis.intent == "compare":
-        return _compare(blocks, analysis, catalog, topic)
     if not blocks:
         return refusal(f"No article found says anything about “{topic}”.")
     return _render(blocks[:limit])
@@ -189,20 +194,22 @@ def _render(
 
 
 def _compare(
-    blocks: Sequence[tuple[Passage, Sequence[tuple[Passage, str]]]],
+    groups: Sequence[Sequence[Passage]],
     analysis: QuestionAnalysis,
     catalog: Catalog,
     topic: str,
 ) -> Draft:
+    """One block per outlet: its story on the topic (the best match), summarised."""
     citations: list[Citation] = []
     lines: list[str] = []
     for side in analysis.outlets:
         publisher = catalog.match_publisher(side) or side
-        mine = [b for b in blocks if b[0].publisher == publisher][:2]
-        if not mine:
+        story = next((g for g in groups if g[0].publisher == publisher), None)
+        quotes = _central_sentences(story, _COMPARE_SENTENCES) if story else []
+        if not story or not quotes:
             lines.append(f"{publisher}: no article about “{topic}” was found in the archive.")
             continue
-        rendered = _render(mine)
+        rendered = _render([(story[0], quotes)])
         offset = len(citations)
         text = rendered.text
         for c in reversed(rendered.citations):  # renumber after the previous outlet's
@@ -218,6 +225,16 @@ def _compare(
 
 def _summary(passages: Sequence[Passage]) -> Draft:
     """The article's most central sentences, in their order, each cited."""
+    chosen = _central_sentences(passages, _SUMMARY_SENTENCES)
+    if not chosen:
+        return refusal()
+    draft = _render([(chosen[0][0], chosen)])
+    return replace(draft, text=f"Summary of {draft.text}")
+
+
+def _central_sentences(passages: Sequence[Passage], n: int) -> list[tuple[Passage, str]]:
+    """The ``n`` sentences of one article's passages that share the most of its frequent
+    words (with a nudge towards its opening), in their order."""
     sentences: list[tuple[Passage, str]] = []
     seen: set[str] = set()
     for passage in sorted(passages, key=lambda p: p.start):
@@ -228,7 +245,7 @@ def _summary(passages: Sequence[Passage]) -> Draft:
                 seen.add(sentence)
                 sentences.append((passage, sentence))
     if not sentences:
-        return refusal()
+        return []
     frequency = Counter(t for _, s in sentences for t in set(content_terms(s)))
     scores = []
     for i, (_, sentence) in enumerate(sentences):
@@ -236,7 +253,4 @@ def _summary(passages: Sequence[Passage]) -> Draft:
         central = sum(frequency[t] - 1 for t in terms) / math.sqrt(len(terms) or 1)
         scores.append(central * (1.0 + 0.5 / (1 + i)))
     best = sorted(range(len(sentences)), key=lambda i: scores[i], reverse=True)
-    chosen = sorted(best[:_SUMMARY_SENTENCES])
-    head = sentences[0][0]
-    draft = _render([(head, [sentences[i] for i in chosen])])
-    return replace(draft, text=f"Summary of {draft.text}")
+    return [sentences[i] for i in sorted(best[:n])]

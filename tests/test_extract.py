@@ -222,6 +222,43 @@ def test_a_comparison_has_one_block_per_outlet_and_names_a_missing_one() -> None
     assert "Al Jazeera: no article about" in draft.text
 
 
+COVERAGE: Articles = {
+    "cnn": (
+        "DeVos confirmed after Pence breaks tie",
+        "",
+        "2017-02-07",
+        "CNN",
+        [
+            "Mike Pence cast a historic tie-breaking vote to confirm Betsy DeVos on Tuesday."
+            " The Senate had split evenly on DeVos, 50 votes to 50. Democrats held the floor"
+            " all night against DeVos. DeVos will now run the Education Department."
+        ],
+    ),
+    "cnn2": (
+        "Trump's cabinet takes shape",
+        "",
+        "2017-03-01",
+        "CNN",
+        ["Betsy DeVos is one of several cabinet picks confirmed by narrow votes this year."],
+    ),
+    "abc": (
+        "Senate confirms DeVos",
+        "",
+        "2017-02-07",
+        "ABC News",
+        ["Betsy DeVos was confirmed as education secretary by a 51-50 vote on Tuesday."],
+    ),
+}
+
+
+def test_a_comparison_summarises_each_outlets_story_on_the_topic() -> None:
+    draft = _furnished_draft("Compare how CNN and ABC News covered DeVos", COVERAGE)
+    assert not draft.refused
+    cited = [c.article_id for c in draft.citations]
+    assert cited == ["cnn", "cnn", "cnn", "abc"], draft.text  # one story per outlet
+    assert draft.text.startswith("CNN: “DeVos confirmed after Pence breaks tie”")
+
+
 def test_the_latest_articles_come_newest_first() -> None:
     draft = ask("What is the latest article?")
     assert draft.text.index("Kabul") < draft.text.index("DeVos")
