@@ -67,6 +67,16 @@ def index_terms(text: str, title: str = "") -> list[str]:
     return content_terms(f"{title}\n{text}" if title else text)
 
 
+@dataclass(frozen=True, slots=True)
+class FilterMatch:
+    """The chunks a filter accepts, as the lexical index counts them: how many, of how many
+    held, and their ids when there are no more than the caller's limit (else None)."""
+
+    count: int
+    total: int
+    chunk_ids: tuple[str, ...] | None
+
+
 class LexicalSearch(Protocol):
     """What retrieval, the index stage and the catalogue need of a lexical index."""
 
@@ -84,6 +94,16 @@ class LexicalSearch(Protocol):
 
     def search(self, query: str, k: int, filters: SearchFilters | None = None) -> list[LexicalHit]:
         """The top ``k`` chunks for ``query`` by BM25 that ``filters`` accept."""
+        ...
+
+    def matching(self, filters: SearchFilters, limit: int) -> FilterMatch:
+        """The chunks ``filters`` accept, from the index's own fields (never a Python call
+        per chunk); their ids only when there are at most ``limit``."""
+        ...
+
+    def accepted(self, chunk_ids: Sequence[str], filters: SearchFilters) -> set[str]:
+        """Those of ``chunk_ids`` that ``filters`` accept (ids the index does not hold are
+        not)."""
         ...
 
     def get(self, chunk_id: str) -> StoredChunk | None: ...
@@ -279,6 +299,21 @@ class Bm25sIndex:
             for i, s in zip(documents[0], scores[0], strict=True)
             if s > 0
         ]
+
+    def matching(self, filters: SearchFilters, limit: int) -> FilterMatch:
+        mask = self._mask(filters)
+        positions = np.flatnonzero(mask)
+        ids = (
+            tuple(self.chunks[int(i)].chunk_id for i in positions)
+            if len(positions) <= limit
+            else None
+        )
+        return FilterMatch(len(positions), len(self.chunks), ids)
+
+    def accepted(self, chunk_ids: Sequence[str], filters: SearchFilters) -> set[str]:
+        mask = self._mask(filters)
+        positions = (self._positions.get(cid) for cid in chunk_ids)
+        return {self.chunks[i].chunk_id for i in positions if i is not None and mask[i]}
 
     def _mask(self, filters: SearchFilters) -> np.ndarray:
         """The chunks ``filters`` accept, from one array per field (built once per index)."""

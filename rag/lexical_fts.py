@@ -34,7 +34,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.lexical import LexicalHit, index_terms
+from rag.lexical import FilterMatch, LexicalHit, index_terms
 from rag.store import Metadata, StoredChunk, VectorStore, date_as_int
 
 if TYPE_CHECKING:
@@ -362,6 +362,34 @@ class FtsIndex:
             self.repair(sorted(set(damaged)))
             return self.search(query, k, filters)
         return hits
+
+    def matching(self, filters: SearchFilters, limit: int) -> FilterMatch:
+        conditions, values = _conditions(filters)
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        db = self._db()
+        # The ids first, one more than asked: a broad filter is counted, not listed.
+        rows = db.execute(
+            f"SELECT c.chunk_id FROM chunks AS c{where} LIMIT ?", [*values, limit + 1]
+        ).fetchall()
+        if len(rows) <= limit:
+            count, ids = len(rows), tuple(str(r[0]) for r in rows)
+        else:
+            count = int(
+                db.execute(f"SELECT count(*) FROM chunks AS c{where}", values).fetchone()[0]
+            )
+            ids = None
+        return FilterMatch(count, self.count(), ids)
+
+    def accepted(self, chunk_ids: Sequence[str], filters: SearchFilters) -> set[str]:
+        conditions, values = _conditions(filters)
+        found: set[str] = set()
+        for batch in _batches(chunk_ids):
+            marks = ",".join("?" * len(batch))
+            sql = f"SELECT c.chunk_id FROM chunks AS c WHERE c.chunk_id IN ({marks})" + "".join(
+                f" AND {c}" for c in conditions
+            )
+            found.update(str(r[0]) for r in self._db().execute(sql, [*batch, *values]))
+        return found
 
     def get(self, chunk_id: str) -> StoredChunk | None:
         row = (

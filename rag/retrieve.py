@@ -10,6 +10,7 @@ dialect. It does not choose answer sentences or decide to refuse.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,11 +22,17 @@ from rag.embed import Embedder
 from rag.fuse import FusionParams, fused_scores
 from rag.lexical import LexicalSearch
 from rag.schema import Passage
+from rag.store import DenseHit, StoredChunk, VectorStore
 from rag.store import SearchFilters as SearchFilters  # callers may import it from here
-from rag.store import StoredChunk, VectorStore
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
+
+
+# Filtered dense search (``HybridRetriever.dense``): exact below this many chunks passing
+# (about 50 us a vector read by id), nearest-then-filtered above this share of the archive.
+EXACT_LIMIT = 1_000
+POST_FILTER_SHARE = 0.02
 
 
 @dataclass(slots=True)
@@ -71,7 +78,7 @@ class HybridRetriever:
         dense: list[tuple[StoredChunk, float]] = []
         if mode in ("hybrid", "dense"):
             started = time.perf_counter()
-            hits = self.store.query(vector, n, None if filters.empty else filters)
+            hits = self.dense(vector, n, filters)
             dense = [(h.chunk, h.similarity) for h in hits]
             timings["dense_search"] = _ms_since(started)
 
@@ -89,6 +96,36 @@ class HybridRetriever:
         passages = self._fuse(dense, lexical, vector, k)
         timings["fuse"] = _ms_since(started)
         return SearchResult(passages, vector, timings)
+
+    def dense(
+        self, vector: np.ndarray, n: int, filters: SearchFilters | None = None
+    ) -> list[DenseHit]:
+        """The ``n`` shown chunks nearest to ``vector`` that ``filters`` accept. Under a
+        filter, the search is planned on what the lexical index counts (its fields are
+        indexed; a vector store's metadata filter at 200k chunks took 1.3 s):
+
+        - few chunks pass (at most ``EXACT_LIMIT``): their vectors, compared exactly;
+        - many pass (a share ``s`` of at least ``POST_FILTER_SHARE``): the ``2n/s`` nearest,
+          those the lexical index accepts, about ``2n`` expected;
+        - otherwise, or when that found fewer than ``n``: the store's own filtered search.
+
+        The plan reads the lexical index, which may trail the store by a change that it
+        has not yet followed: a chunk written since is found once it has.
+        """
+        if filters is None or filters.empty:
+            return self.store.query(vector, n)
+        match = self.lexical.matching(filters, EXACT_LIMIT)
+        if match.chunk_ids is not None:
+            return self.store.query_among(vector, n, match.chunk_ids)
+        share = match.count / max(match.total, 1)
+        if share >= POST_FILTER_SHARE:
+            depth = math.ceil(2 * n / share)
+            kept = self.store.query_kept(
+                vector, n, depth, lambda ids: self.lexical.accepted(ids, filters)
+            )
+            if kept is not None:
+                return kept
+        return self.store.query(vector, n, filters)
 
     def _fuse(
         self,

@@ -208,6 +208,23 @@ class VectorStore(Protocol):
         """The ``k`` shown chunks nearest to ``vector`` that ``filters`` accept."""
         ...
 
+    def query_kept(
+        self,
+        vector: np.ndarray,
+        k: int,
+        depth: int,
+        keep: Callable[[Sequence[str]], Collection[str]],
+    ) -> list[DenseHit] | None:
+        """The ``k`` shown chunks nearest to ``vector`` among its ``depth`` nearest that
+        ``keep`` keeps (it is given their ids: a filter another index evaluates); None when
+        fewer than ``k`` are kept, for the caller to search otherwise."""
+        ...
+
+    def query_among(self, vector: np.ndarray, k: int, chunk_ids: Sequence[str]) -> list[DenseHit]:
+        """The ``k`` shown chunks of ``chunk_ids`` nearest to ``vector``, by exact comparison
+        (for a filter that a few chunks pass: cheaper than the index's filtered search)."""
+        ...
+
     # commit records and the change log
     def commit_records(
         self, article_ids: Collection[str] | None = None

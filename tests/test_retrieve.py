@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from rag.assistant import Assistant
@@ -11,9 +12,10 @@ from rag.config import Settings
 from rag.embed import create_embedder
 from rag.errors import RagError
 from rag.index import Indexer
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, open_lexical
 from rag.retrieve import HybridRetriever, SearchFilters, as_langchain_retriever
-from rag.schema import Article
+from rag.schema import Article, Passage
+from rag.store import DenseHit
 from rag.stores.chroma import ChromaStore
 
 ARTICLES = [
@@ -133,3 +135,105 @@ def test_assistant_sees_articles_ingested_through_another_handle(settings: Setti
     Indexer(settings, embedder, store).sync(ARTICLES, progress=False)
     passages = Assistant.open(settings).retriever().search("steel tariffs Canada", k=3).passages
     assert passages[0].article_id == "tariff"
+
+
+# -- filtered dense search: planned on the lexical index's counts --------------------------------
+
+MANY = [
+    Article(
+        f"a{i}",
+        f"Story {i}",
+        f"Report {i} on {('trade', 'rail', 'steel', 'energy')[i % 4]} policy and prices."
+        f"\n\nOfficials in city {i % 7} commented on day {i}.",
+        ("Ana Diaz", "Bo Chen", "Cy Eze", "Di Fox")[i % 4],
+        f"{2014 + i % 10}-0{1 + i % 9}-1{i % 10}",
+    )
+    for i in range(60)
+]
+FILTERS = [
+    SearchFilters(authors=("Bo Chen",), date_from="2016-01-01", date_to="2020-12-31"),
+    SearchFilters(authors=("Ana Diaz", "Cy Eze")),
+    SearchFilters(date_from="2018-01-01"),
+    SearchFilters(article_ids=("a3", "a7", "a11")),
+]
+
+
+@pytest.fixture(params=["fts5", "bm25s"])
+def planned(request: pytest.FixtureRequest, settings: Settings) -> HybridRetriever:
+    settings = settings.replace(lexical=request.param)
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    Indexer(settings.index, embedder, store).sync(MANY, progress=False)
+    lexical = open_lexical(settings.index, store)
+    return HybridRetriever(settings.retrieval, embedder, store, lexical)
+
+
+def _exact(
+    retriever: HybridRetriever, vector: np.ndarray, k: int, filters: SearchFilters
+) -> list[str]:
+    """The truth: every chunk that passes, compared with the query exactly."""
+    passing = [c for c in retriever.lexical.chunks if filters.accepts(c.metadata)]
+    vectors = retriever.store.get_vectors([c.chunk_id for c in passing])
+    ranked = sorted(vectors, key=lambda cid: -float(np.dot(vectors[cid], vector)))
+    return ranked[:k]
+
+
+@pytest.mark.parametrize("regime", ["exact", "nearest then filtered", "store's filter"])
+@pytest.mark.parametrize("filters", FILTERS)
+def test_each_plan_of_a_filtered_dense_search_finds_the_exact_nearest(
+    planned: HybridRetriever,
+    filters: SearchFilters,
+    regime: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rag.retrieve
+
+    monkeypatch.setattr(rag.retrieve, "EXACT_LIMIT", 10_000 if regime == "exact" else 0)
+    share = 0.0 if regime == "nearest then filtered" else 2.0  # 2.0: never
+    monkeypatch.setattr(rag.retrieve, "POST_FILTER_SHARE", share)
+    vector = planned.embedder.embed(["steel prices policy in city 3"])[0]
+    found = [h.chunk.chunk_id for h in planned.dense(vector, 5, filters)]
+    assert found == _exact(planned, vector, 5, filters)
+
+
+def test_a_narrow_filter_never_reaches_the_stores_own_filtered_search(
+    planned: HybridRetriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = planned.store.query
+
+    def query(vector: np.ndarray, k: int, filters: SearchFilters | None = None) -> list[DenseHit]:
+        assert filters is None, "the store's metadata filter was used"
+        return original(vector, k)
+
+    monkeypatch.setattr(planned.store, "query", query)
+    for filters in FILTERS:  # each passes at most 30 of the 120 chunks: read exactly
+        result = planned.search("rail policy", k=5, filters=filters, mode="dense")
+        assert result.passages and all(filters.accepts(_meta(p)) for p in result.passages)
+
+
+def _meta(passage: Passage) -> dict[str, object]:
+    from rag.store import date_as_int
+
+    return {
+        "article_id": passage.article_id,
+        "author": passage.author,
+        "publisher": passage.publisher,
+        "date_int": date_as_int(passage.date),
+    }
+
+
+def test_the_lexical_backends_agree_on_what_a_filter_passes(settings: Settings) -> None:
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    Indexer(settings.index, embedder, store).sync(MANY, progress=False)
+    backends = [open_lexical(settings.replace(lexical=n).index, store) for n in ("fts5", "bm25s")]
+    everything = [c.chunk_id for c in backends[0].chunks]
+    for filters in FILTERS:
+        truth = {c.chunk_id for c in backends[0].chunks if filters.accepts(c.metadata)}
+        for lexical in backends:
+            listed = lexical.matching(filters, limit=1_000)
+            assert set(listed.chunk_ids or ()) == truth and listed.count == len(truth)
+            counted = lexical.matching(filters, limit=0)
+            assert counted.chunk_ids is None and counted.count == len(truth)
+            assert counted.total == len(everything)
+            assert lexical.accepted(everything, filters) == truth

@@ -195,3 +195,51 @@ def test_chroma_reads_with_filters_as_accepts_says(settings: Settings, store: Ch
         assert {c.chunk_id for c in store.iter_chunks(filters)} == expected, filters
         if len(filters.article_ids) < 500:
             assert {h.chunk.chunk_id for h in store.query(vector, 3, filters)} == expected
+
+
+def test_exact_search_among_ids_shows_only_committed_versions(
+    settings: Settings, store: ChromaStore
+) -> None:
+    add(
+        settings,
+        store,
+        [
+            stored_chunk("a", "h1", "budget vote in the senate"),
+            stored_chunk("a", "h2", "budget vote in the senate again"),
+            stored_chunk("b", "h9", "rail strike"),
+        ],
+    )
+    store.write_commit_records([CommitRecord("a", "h2", 1)])
+    vector = create_embedder(settings).embed(["budget vote"])[0]
+    hits = store.query_among(vector, 5, ["a-h1-0", "a-h2-0", "b-h9-0", "missing"])
+    assert [h.chunk.chunk_id for h in hits] == ["a-h2-0", "b-h9-0"]
+    assert hits[0].similarity > hits[1].similarity
+
+
+def test_a_read_by_id_that_another_process_just_wrote_reconnects_once(
+    settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A replica's segments predate the writer's add, which the shared lexical file already
+    # shows: Chroma fails to find the ids. The store reconnects and reads them.
+    add(settings, store, [stored_chunk("a", "h1", "budget vote")])
+    collection = store._existing()
+    reconnects: list[int] = []
+
+    class Stale:
+        def get(self, **kwargs: object) -> object:
+            raise RuntimeError("Error executing plan: Internal error: Error finding id")
+
+    stale = True
+
+    def existing() -> object:
+        return Stale() if stale else collection
+
+    def reconnect() -> None:
+        nonlocal stale
+        reconnects.append(1)
+        stale = False
+
+    monkeypatch.setattr(store, "_existing", existing)
+    monkeypatch.setattr(store, "_reconnect", reconnect)
+    assert list(store.get_vectors(["a-h1-0"])) == ["a-h1-0"]
+    assert reconnects == [1]
