@@ -22,6 +22,7 @@ _ABBREVIATIONS = frozenset(
 # A sentence ends at . ! ? (or …), optionally followed by closing quotes/brackets, then space.
 _SENTENCE_END = re.compile(r"""[.!?…]+["'”’»)\]]*(?=\s+|$)""")
 _NEXT_STARTS_SENTENCE = re.compile(r"""\s+["'“‘«(\[]*[A-Z0-9À-ÖØ-Þ]""")
+_TRAILING_WORD = re.compile(r"[^\W_](?:[^\W_]|\.)*$")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _LINE_BREAK = re.compile(r"\s*\n\s*")
 # Site furniture that scraping glued into a paragraph, mid-line: a share bar ("Send Facebook
@@ -118,7 +119,10 @@ def _is_abbreviation(text: str, sentence_start: int, dot: int) -> bool:
     word_start = dot
     while word_start > sentence_start and not text[word_start - 1].isspace():
         word_start -= 1
-    word = text[word_start:dot].lstrip("\"'“‘(").lower()
+    # The letters before the dot: 'choice,"?Sen.' (a quote glued to its attribution) ends
+    # in the title "Sen.", as '"Sen.' does.
+    trailing = _TRAILING_WORD.search(text, word_start, dot)
+    word = trailing.group(0).lower() if trailing else ""
     if len(word) == 1 and word.isalpha():
         return True  # an initial, as in "J. Smith"
     return word in _ABBREVIATIONS

@@ -271,3 +271,13 @@ def test_furniture_glued_into_a_paragraph_is_a_sentence_of_its_own() -> None:
         "Cook says it is fine.",
     ]
     assert len(sentences) == 5
+
+
+def test_a_title_glued_to_the_closing_quote_before_it_does_not_end_a_sentence() -> None:
+    # Scraped text often loses the space (or the curly quote) between a quote and its
+    # attribution: the quote must stay with the name it is attributed to.
+    text = '"It is hard to imagine a worse choice,"?Sen. Elizabeth Warren said. She left.'
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        '"It is hard to imagine a worse choice,"?Sen. Elizabeth Warren said.',
+        "She left.",
+    ]
