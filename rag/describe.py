@@ -38,10 +38,24 @@ def metadata_citation(n: int, passage: Passage) -> Citation:
     return replace(citation_for(n, Evidence(passage, quote, passage.score)), kind="metadata")
 
 
-def describe_article(request: AnswerRequest) -> Draft:
-    """The answer to an author, publication-date or outlet question."""
+def describe_article(request: AnswerRequest, articles: int = 1) -> Draft:
+    """The answer to an author, publication-date or outlet question, about an archive of
+    ``articles`` articles.
+
+    "Who wrote this article?" names no article. Asked after other questions, it is about
+    the one they found (follow-ups join it to them, ``rag.followup``); asked first, of an
+    archive of one article, about that one; asked first of a larger archive, the answer asks
+    which article is meant rather than describing whichever came first.
+    """
     if not request.passages:
         return refusal()
+    unnamed = not request.analysis.topic and request.search_query == request.question
+    if unnamed and articles > 1:
+        return refusal(
+            f"Which article do you mean? The archive holds {articles:,} articles: name its"
+            " headline or what it is about, as in “Who wrote the article about the EU's"
+            " digital strategy?”."
+        )
     passage = request.passages[0]
     title = f"“{passage.title}”" if passage.title else "The article"
     intent = request.analysis.intent

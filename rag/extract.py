@@ -266,7 +266,7 @@ class ExtractiveAnswerer:
         if intent in ("author", "published", "publisher"):
             from rag.describe import describe_article
 
-            return describe_article(request)
+            return describe_article(request, len(self._catalog().articles))
         if intent != "fact":
             from rag.digest import digest
 

@@ -185,10 +185,18 @@ def test_what_she_said_next_is_the_next_quote_in_the_same_article() -> None:
 
 
 def test_who_wrote_the_article_is_answered_from_its_record() -> None:
-    draft = ask("Who wrote this article?", "eu")
+    draft = ask("Who wrote the article about the International Digital Strategy?", "eu")
     assert not draft.refused and "Mark Scott" in draft.text
     (citation,) = draft.citations
     assert citation.kind == "metadata" and citation.quote == ARTICLES["eu"][0]
+
+
+def test_this_article_asked_first_of_a_larger_archive_asks_which_one() -> None:
+    draft = ask("Who wrote this article?", "eu")  # the catalogue holds four
+    assert draft.refused and "Which article do you mean?" in draft.text
+    assert not draft.citations
+    lone = _furnished_draft("Who is the author of the piece?", {"eu": ARTICLES["eu"]})
+    assert not lone.refused and "Mark Scott" in lone.text  # an archive of one: that one
 
 
 def test_a_missing_byline_is_said_not_guessed() -> None:
