@@ -224,8 +224,10 @@ class Assistant:
         """The archive's articles and names, as of the current lexical index."""
         lexical = self._current_lexical()
         with self._lexical_lock:
-            if self._catalog is None or self._catalog.version != lexical.version:
-                self._catalog = Catalog(lexical.chunks, lexical.version)
+            if self._catalog is None:
+                self._catalog = Catalog.of_index(lexical)
+            elif self._catalog.version != lexical.version:
+                self._catalog = self._catalog.updated(lexical)
             return self._catalog
 
     def retriever(self) -> HybridRetriever:

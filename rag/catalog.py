@@ -1,24 +1,28 @@
 """The archive's catalogue: its articles (headline, byline, outlet, date) and its names.
 
-``Catalog`` is built from the stored chunks (what the lexical index already holds in memory)
-and answers the questions that are about the archive rather than inside an article: which
-articles there are from an outlet, the newest ones, an article's passages in reading order, and
-which archive name a misspelt question name stands for ("Devoss" -> "DeVos", by fuzzy matching
-with rapidfuzz). It is rebuilt whenever the index version changes. It does not search text
-(retrieval does) and never writes.
+``Catalog`` is read from the lexical index (records and names only; an article's passages
+are read again when asked for) and answers the questions that are about the archive rather
+than inside an article: which articles there are from an outlet, the newest ones, an
+article's passages in reading order, and which archive name a misspelt question name stands
+for ("Devoss" -> "DeVos", by fuzzy matching with rapidfuzz). When the index version changes
+it reads only the articles that changed (``updated``). It does not search text (retrieval
+does) and never writes.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rag.schema import Passage
 from rag.store import StoredChunk
 from rag.text import STOPWORDS
+
+if TYPE_CHECKING:
+    from rag.lexical import LexicalSearch
 
 _NAME_TOKEN = re.compile(r"\b[A-Z][\w’'-]*[\w]")
 _NAME_PAIR = re.compile(r"\b([A-Z][\w’'-]*[\w]) (?=([A-Z][\w’'-]*[\w])\b)")
@@ -46,24 +50,93 @@ class Correction:
     meant: str
 
 
+Reader = Callable[[Collection[str]], list[StoredChunk]]  # the chunks of these articles
+_ARTICLES_PER_READ = 500
+# A catalogue updated in place keeps the names of the versions it replaced (adding is exact,
+# subtracting would need the old text): past this share of articles replaced or removed since
+# it was read whole, it is read whole again.
+_REBUILD_SHARE = 0.1
+
+
 class Catalog:
-    """Articles and names of one version of the index."""
+    """Articles and names of one version of the index.
+
+    ``Catalog(chunks)`` holds the given chunks in memory (a small archive, tests);
+    ``Catalog.of_index(lexical)`` keeps only the records and names of what a lexical index
+    holds, reading passages from it when asked, and ``updated`` follows it to a new version
+    reading only the articles that changed.
+    """
 
     def __init__(self, chunks: Sequence[StoredChunk], version: str = "") -> None:
+        held = _grouped(chunks)
+        self._start(version, lambda ids: [c for a in ids for c in held.get(a, [])], {})
+        self._take(held)
+
+    def _start(self, version: str, read: Reader, hashes: Mapping[str, str]) -> None:
         self.version = version
-        by_article: dict[str, list[StoredChunk]] = {}
-        for chunk in chunks:
-            by_article.setdefault(str(chunk.metadata.get("article_id", "")), []).append(chunk)
-        self._chunks = {
-            aid: sorted(group, key=lambda c: int(c.metadata.get("index", 0) or 0))
-            for aid, group in by_article.items()
-            if aid
-        }
-        self.articles = {aid: _info(aid, group[0]) for aid, group in self._chunks.items()}
+        self._read = read
+        self._hashes = dict(hashes)
+        self._stale = 0
+        self.articles: dict[str, ArticleInfo] = {}
         # lower-cased -> (most frequent spelling, how often the archive writes it)
-        self._names: dict[str, tuple[str, int]] | None = None
+        self._names: dict[str, tuple[str, int]] = {}
+        self._counts: Counter[str] = Counter()  # how often each spelling is written
         self._pairs: Counter[tuple[str, str]] = Counter()  # adjacent names ("kaja", "kallas")
-        self._names_lock = threading.Lock()
+
+    @classmethod
+    def of_index(cls, lexical: LexicalSearch) -> Catalog:
+        """The catalogue of what ``lexical`` holds, read article batch by batch; the chunks'
+        text is not kept (``passages`` reads them again)."""
+        catalog = cls.__new__(cls)
+        hashes = lexical.article_hashes()
+        catalog._start(lexical.version, lexical.article_chunks, hashes)
+        ids = sorted(hashes)
+        for i in range(0, len(ids), _ARTICLES_PER_READ):
+            catalog._take(_grouped(lexical.article_chunks(ids[i : i + _ARTICLES_PER_READ])))
+        return catalog
+
+    def updated(self, lexical: LexicalSearch) -> Catalog:
+        """A catalogue of ``lexical``'s version built from this one: the articles whose
+        version changed are read, the others kept (one aggregate read of the article
+        hashes finds them). This one is left as it was, for questions still reading it."""
+        hashes = lexical.article_hashes()
+        changed = [a for a, h in hashes.items() if self._hashes.get(a) != h]
+        removed = [a for a in self._hashes if a not in hashes]
+        stale = self._stale + len(removed) + sum(a in self._hashes for a in changed)
+        if stale > _REBUILD_SHARE * max(len(hashes), 1):
+            return Catalog.of_index(lexical)
+        catalog = Catalog.__new__(Catalog)
+        catalog._start(lexical.version, lexical.article_chunks, hashes)
+        catalog._stale = stale
+        catalog.articles = {a: i for a, i in self.articles.items() if a in hashes}
+        catalog._names = dict(self._names)
+        catalog._counts = self._counts.copy()
+        catalog._pairs = self._pairs.copy()
+        for i in range(0, len(changed), _ARTICLES_PER_READ):
+            batch = changed[i : i + _ARTICLES_PER_READ]
+            catalog._take(_grouped(lexical.article_chunks(batch)))
+        return catalog
+
+    def _take(self, groups: Mapping[str, Sequence[StoredChunk]]) -> None:
+        """Add these articles' records, and their names to the vocabulary."""
+        counts: Counter[str] = Counter()
+        for article_id, group in groups.items():
+            self.articles[article_id] = _info(article_id, group[0])
+            meta = group[0].metadata
+            head = f"{meta.get('title', '')} {meta.get('author', '')} "
+            counts.update(_NAME_TOKEN.findall(head + str(meta.get("publisher", ""))))
+            for chunk in group:
+                counts.update(_NAME_TOKEN.findall(chunk.text))
+                self._pairs.update(
+                    (a.lower(), b.lower()) for a, b in _NAME_PAIR.findall(chunk.text)
+                )
+        for token, count in counts.items():
+            self._counts[token] += count
+            lowered = token.lower()
+            best, total = self._names.get(lowered, (token, 0))
+            if self._counts[token] > self._counts[best]:
+                best = token
+            self._names[lowered] = (best, total + count)
 
     # -- articles -------------------------------------------------------------------------------
 
@@ -125,38 +198,17 @@ class Catalog:
         """Every chunk of the article as a passage, in reading order (score 0)."""
         from rag.retrieve import passage_from_chunk
 
-        return [passage_from_chunk(c) for c in self._chunks.get(article_id, [])]
+        group = _grouped(self._read([article_id])).get(article_id, [])
+        return [passage_from_chunk(c) for c in group]
 
     def lead_passage(self, article_id: str) -> Passage | None:
-        chunks = self._chunks.get(article_id)
-        if not chunks:
-            return None
-        from rag.retrieve import passage_from_chunk
-
-        return passage_from_chunk(chunks[0])
+        passages = self.passages(article_id)
+        return passages[0] if passages else None
 
     # -- names ----------------------------------------------------------------------------------
 
     def _vocabulary(self) -> dict[str, tuple[str, int]]:
-        with self._names_lock:
-            if self._names is None:
-                counts: Counter[str] = Counter()
-                for group in self._chunks.values():
-                    meta = group[0].metadata
-                    head = f"{meta.get('title', '')} {meta.get('author', '')} "
-                    counts.update(_NAME_TOKEN.findall(head + str(meta.get("publisher", ""))))
-                    for chunk in group:
-                        counts.update(_NAME_TOKEN.findall(chunk.text))
-                        self._pairs.update(
-                            (a.lower(), b.lower()) for a, b in _NAME_PAIR.findall(chunk.text)
-                        )
-                spelling: dict[str, tuple[str, int]] = {}
-                for token, count in counts.most_common():
-                    lowered = token.lower()
-                    first, total = spelling.get(lowered, (token, 0))
-                    spelling[lowered] = (first, total + count)
-                self._names = spelling
-            return self._names
+        return self._names
 
     def knows(self, word: str) -> bool:
         return word.lower() in self._vocabulary()
@@ -210,6 +262,18 @@ class Catalog:
                     )
                     corrections.append(Correction(word, vocabulary[best][0]))
         return corrections
+
+
+def _grouped(chunks: Iterable[StoredChunk]) -> dict[str, list[StoredChunk]]:
+    """Chunks by article, each article's in reading order."""
+    by_article: dict[str, list[StoredChunk]] = {}
+    for chunk in chunks:
+        article_id = str(chunk.metadata.get("article_id", ""))
+        if article_id:
+            by_article.setdefault(article_id, []).append(chunk)
+    for group in by_article.values():
+        group.sort(key=lambda c: int(c.metadata.get("index", 0) or 0))
+    return by_article
 
 
 def _info(article_id: str, chunk: StoredChunk) -> ArticleInfo:

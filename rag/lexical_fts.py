@@ -62,7 +62,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata TEXT NOT NULL,
     sha256 TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS chunks_article ON chunks (article_id);
+-- By article, with its version: the catalogue's aggregate of article hashes reads only this.
+CREATE INDEX IF NOT EXISTS chunks_article_hash ON chunks (article_id, article_hash);
+DROP INDEX IF EXISTS chunks_article;
 CREATE INDEX IF NOT EXISTS chunks_author ON chunks (author);
 CREATE INDEX IF NOT EXISTS chunks_publisher ON chunks (publisher);
 CREATE INDEX IF NOT EXISTS chunks_date ON chunks (date_int);

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from rag.analyze import mentions
 from rag.catalog import Catalog
+from rag.config import Settings
+from rag.embed import create_embedder
+from rag.index import Indexer
+from rag.lexical import open_lexical
+from rag.schema import Article
 from rag.store import StoredChunk
+from rag.stores.chroma import ChromaStore
 
 
 def _chunk(article_id: str, text: str) -> StoredChunk:
@@ -58,3 +66,47 @@ def test_two_names_joined_by_a_hyphen_are_mentioned_one_by_one() -> None:
     assert mentions(text, "Trump-Merkel")
     assert not mentions("merkel postponed her trip until friday.", "Trump-Merkel")
     assert mentions("jean-marc ayrault said", "Jean-Marc")
+
+
+def test_a_catalogue_follows_its_index_reading_only_the_articles_that_changed(
+    settings: Settings,
+) -> None:
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    indexer = Indexer(settings.index, embedder, store)
+    first = [
+        Article(
+            f"a{i}",
+            f"Story {i}",
+            f"Angela Merkel met Kaja Kallas on day {i}.",
+            "",
+            "2017-01-0" + str(i + 1),
+        )
+        for i in range(6)
+    ]
+    indexer.sync(first, progress=False)
+    lexical = open_lexical(settings.index, store)
+    read: list[str] = []
+    original = lexical.article_chunks
+
+    def counting(article_ids: Collection[str]) -> list[StoredChunk]:
+        read.extend(article_ids)
+        return original(article_ids)
+
+    lexical.article_chunks = counting  # type: ignore[method-assign]
+    catalog = Catalog.of_index(lexical)
+    assert sorted(read) == [f"a{i}" for i in range(6)] and set(catalog.articles) == set(read)
+    assert catalog.knows("Kallas") and not catalog.knows("DeVos")
+
+    read.clear()
+    indexer.sync(
+        [*first, Article("b", "DeVos vote", "Betsy DeVos was confirmed.", "", "2017-02-07")],
+        progress=False,
+    )
+    lexical = lexical.refreshed(store)
+    lexical.article_chunks = counting  # type: ignore[method-assign]
+    updated = catalog.updated(lexical)
+    assert read == ["b"]  # the one new article, not the archive
+    assert updated.knows("DeVos") and updated.knows("Kallas") and "b" in updated.articles
+    assert not catalog.knows("DeVos")  # the old one is left as it was, for readers on it
+    assert [p.text for p in updated.passages("b")] == ["Betsy DeVos was confirmed."]
