@@ -55,7 +55,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
@@ -560,21 +560,8 @@ class ChromaStore:
         wanted = list(similarity)  # nearest first
         if len(wanted) < k:
             return None
-        shown: list[DenseHit] = []
-        read = 0
-        while len(shown) < k and read < len(wanted):
-            batch, read = wanted[read : read + k], read + k
-            page = self._get_fresh(batch, ["metadatas", "documents"])
-            records = {
-                cid: StoredChunk(cid, text or "", dict(meta or {}))
-                for cid, text, meta in zip(
-                    page["ids"], page["documents"], page["metadatas"], strict=True
-                )
-            }
-            hits = [DenseHit(records[cid], similarity[cid]) for cid in batch if cid in records]
-            committed = self.committed({article_of(h.chunk) for h in hits})
-            shown.extend(h for h in hits if is_shown_in(h.chunk, committed))
-        return shown[:k] if len(shown) >= k else None
+        shown = self._shown_nearest(wanted, similarity, k)
+        return shown if len(shown) >= k else None
 
     def query_among(self, vector: np.ndarray, k: int, chunk_ids: Sequence[str]) -> list[DenseHit]:
         """The ``k`` shown chunks of ``chunk_ids`` nearest to ``vector``: their vectors read
@@ -588,22 +575,29 @@ class ChromaStore:
         similarity = np.stack([vectors[cid] for cid in ids]) @ np.asarray(vector, np.float32)
         order = [ids[int(i)] for i in np.argsort(-similarity, kind="stable")]
         score = dict(zip(ids, similarity.tolist(), strict=True))
-        fetch = k
-        while True:
-            nearest = order[:fetch]
-            page = self._get_fresh(nearest, ["metadatas", "documents"])
+        return self._shown_nearest(order, score, k)
+
+    def _shown_nearest(
+        self, ranked: Sequence[str], similarity: Mapping[str, float], k: int
+    ) -> list[DenseHit]:
+        """The first ``k`` shown chunks of ``ranked`` (nearest first), reading their records
+        ``k`` at a time: only the winners' records are read."""
+        shown: list[DenseHit] = []
+        for start in range(0, len(ranked), k):
+            batch = list(ranked[start : start + k])
+            page = self._get_fresh(batch, ["metadatas", "documents"])
             records = {
                 cid: StoredChunk(cid, text or "", dict(meta or {}))
                 for cid, text, meta in zip(
                     page["ids"], page["documents"], page["metadatas"], strict=True
                 )
             }
-            hits = [DenseHit(records[cid], score[cid]) for cid in nearest if cid in records]
+            hits = [DenseHit(records[cid], similarity[cid]) for cid in batch if cid in records]
             committed = self.committed({article_of(h.chunk) for h in hits})
-            shown = [h for h in hits if is_shown_in(h.chunk, committed)]
-            if len(shown) >= k or fetch >= len(order):
-                return shown[:k]
-            fetch *= 4
+            shown.extend(h for h in hits if is_shown_in(h.chunk, committed))
+            if len(shown) >= k:
+                break
+        return shown[:k]
 
     def query(
         self, vector: np.ndarray, k: int, filters: SearchFilters | None = None
