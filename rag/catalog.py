@@ -12,7 +12,8 @@ does) and never writes.
 from __future__ import annotations
 
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,6 +53,7 @@ class Correction:
 
 Reader = Callable[[Collection[str]], list[StoredChunk]]  # the chunks of these articles
 _ARTICLES_PER_READ = 500
+_RECENT_ARTICLES = 512  # articles whose passages a catalogue keeps at hand
 # A catalogue updated in place keeps the names of the versions it replaced (adding is exact,
 # subtracting would need the old text): past this share of articles replaced or removed since
 # it was read whole, it is read whole again.
@@ -82,6 +84,8 @@ class Catalog:
         self._names: dict[str, tuple[str, int]] = {}
         self._counts: Counter[str] = Counter()  # how often each spelling is written
         self._pairs: Counter[tuple[str, str]] = Counter()  # adjacent names ("kaja", "kallas")
+        self._recent: OrderedDict[str, list[Passage]] = OrderedDict()  # passages_of's cache
+        self._recent_lock = threading.Lock()
 
     @classmethod
     def of_index(cls, lexical: LexicalSearch) -> Catalog:
@@ -196,10 +200,30 @@ class Catalog:
 
     def passages(self, article_id: str) -> list[Passage]:
         """Every chunk of the article as a passage, in reading order (score 0)."""
+        return self.passages_of([article_id]).get(article_id, [])
+
+    def passages_of(self, article_ids: Iterable[str]) -> dict[str, list[Passage]]:
+        """Each article's passages (as ``passages``), read in one go; the most recently
+        asked articles of this version are kept (answering reads the same ones again)."""
         from rag.retrieve import passage_from_chunk
 
-        group = _grouped(self._read([article_id])).get(article_id, [])
-        return [passage_from_chunk(c) for c in group]
+        wanted = list(dict.fromkeys(article_ids))
+        with self._recent_lock:
+            found = {a: self._recent[a] for a in wanted if a in self._recent}
+        missing = [a for a in wanted if a not in found]
+        if missing:
+            read = _grouped(self._read(missing))
+            fresh = {a: [passage_from_chunk(c) for c in read.get(a, [])] for a in missing}
+            with self._recent_lock:
+                self._recent.update(fresh)
+                while len(self._recent) > _RECENT_ARTICLES:
+                    self._recent.popitem(last=False)
+            found.update(fresh)
+        with self._recent_lock:
+            for a in found:
+                if a in self._recent:
+                    self._recent.move_to_end(a)
+        return {a: found[a] for a in wanted}
 
     def lead_passage(self, article_id: str) -> Passage | None:
         passages = self.passages(article_id)

@@ -382,10 +382,9 @@ class ExtractiveAnswerer:
     ) -> list[Candidate]:
         """The candidates whose article mentions every name of the question."""
         names_all: dict[str, bool] = {}
-        for article_id in dict.fromkeys(c.passage.article_id for c in scored):
-            whole = self._catalog().passages(article_id) or [
-                c.passage for c in scored if c.passage.article_id == article_id
-            ]
+        articles = self._catalog().passages_of(c.passage.article_id for c in scored)
+        for article_id, held in articles.items():
+            whole = held or [c.passage for c in scored if c.passage.article_id == article_id]
             missing = missing_names(request.analysis, request.search_query, whole)
             names_all[article_id] = not missing
         return [c for c in scored if names_all[c.passage.article_id]]
