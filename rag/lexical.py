@@ -89,7 +89,7 @@ class LexicalSearch(Protocol):
 
     @property
     def chunks(self) -> Sequence[StoredChunk]:
-        """Every chunk held (the catalogue reads them all)."""
+        """Every chunk held (tools and evals read them all; serving does not)."""
         ...
 
     def search(self, query: str, k: int, filters: SearchFilters | None = None) -> list[LexicalHit]:

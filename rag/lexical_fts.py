@@ -410,7 +410,7 @@ class FtsIndex:
 
     @property
     def chunks(self) -> list[StoredChunk]:
-        """Every chunk held: a read of the whole file (the catalogue needs it)."""
+        """Every chunk held: a read of the whole file (tools and evals; serving does not)."""
         return list(
             self._checked(
                 self._db().execute(
