@@ -409,15 +409,25 @@ class QuestionAnalyzer:
                 self._labels.popitem(last=False)
             return [self._labels[s] for s in sentences]
 
-    def store_labels(self, file: VectorFile, article_id: str, sentences: Sequence[str]) -> None:
-        """Label ``sentences`` of one article (at ingest) and keep the labels in ``file``."""
-        unique = list(dict.fromkeys(sentences))
+    def store_labels(self, file: VectorFile, articles: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """Label the sentences of several articles (``(article id, sentences)``, at ingest)
+        in one spaCy pass and keep the labels in ``file``; a sentence is filed under the
+        first article that has it, as labelling the articles one by one does."""
+        owner: dict[str, str] = {}
+        for article_id, sentences in articles:
+            for sentence in sentences:
+                owner.setdefault(sentence, article_id)
+        unique = list(owner)
         keys = [text_key(LABEL_MODEL, s) for s in unique]
         known = file.get_labels(keys)
         todo = [(s, k) for s, k in zip(unique, keys, strict=True) if k not in known]
         with self._nlp_lock:
             labels = self._run_ner([s for s, _ in todo])
-        file.add_labels(article_id, {k: v for (_, k), v in zip(todo, labels, strict=True)})
+        by_article: dict[str, dict[bytes, frozenset[str]]] = {}
+        for (sentence, key), found in zip(todo, labels, strict=True):
+            by_article.setdefault(owner[sentence], {})[key] = found
+        for article_id, found_labels in by_article.items():
+            file.add_labels(article_id, found_labels)
 
     def _run_ner(self, sentences: Sequence[str]) -> list[frozenset[str]]:
         """spaCy's entity labels per sentence; the caller holds ``_nlp_lock``. Only the

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from rag.analyze import QuestionAnalysis, QuestionAnalyzer, mentions, question_names
 from rag.answer import (
@@ -46,9 +47,11 @@ from rag.embed import Embedder
 from rag.judge import AnswerJudge, PreparingJudge, judge_input
 from rag.retrieve import passage_from_chunk
 from rag.schema import AnswerDelta, Passage
-from rag.store import StoredChunk
 from rag.text import content_terms, is_furniture, sentence_spans, word_key, words
 from rag.vectors import VectorFile
+
+if TYPE_CHECKING:
+    from rag.index import ArticleChunks
 
 _MIN_SENTENCE_WORDS = 4
 _TYPED_CANDIDATES = 20  # sentences whose entity types are checked (labels stored at ingest)
@@ -171,10 +174,19 @@ def shortlist(query: str, passages: Sequence[Passage], n: int) -> list[Candidate
     return cheap[:n]
 
 
+@runtime_checkable
+class _PreparesMany(Protocol):
+    """A preparing judge that takes several articles at once (``FeatureJudge``)."""
+
+    def prepare_many(self, articles: Sequence[tuple[str, str, Sequence[str]]]) -> int: ...
+
+
 class JudgePrep:
     """What ingest prepares for the extractive answerer (``rag.index.ArticlePrep``): the
     judge's inputs for every candidate sentence of each chunk, read as a passage of its own
-    (as retrieval returns it), handed to a judge that can store what it needs for them."""
+    (as retrieval returns it), handed to a judge that can store what it needs for them.
+    Several articles are prepared together: spaCy labels all of their sentences in one
+    pass, and a judge that can (``_PreparesMany``) embeds them all in one call."""
 
     def __init__(
         self,
@@ -191,12 +203,20 @@ class JudgePrep:
     def pending(self, articles: Mapping[str, str]) -> list[str]:
         return self.judge.pending(articles)
 
-    def prepare(self, article_id: str, content_hash: str, chunks: Sequence[StoredChunk]) -> int:
-        pool = [c for chunk in chunks for c in candidates([passage_from_chunk(chunk)])]
+    def prepare(self, articles: Sequence[ArticleChunks]) -> int:
+        pools = [
+            (a, [c for chunk in a.chunks for c in candidates([passage_from_chunk(chunk)])])
+            for a in articles
+        ]
         if self.analyzer is not None and self.labels is not None:
-            self.analyzer.store_labels(self.labels, article_id, [c.sentence for c in pool])
-        # Last: the judge records the article as prepared once its vectors are in.
-        return self.judge.prepare(article_id, content_hash, [c.judge_text for c in pool])
+            self.analyzer.store_labels(
+                self.labels, [(a.article_id, [c.sentence for c in pool]) for a, pool in pools]
+            )
+        # Last: the judge records each article as prepared once its vectors are in.
+        inputs = [(a.article_id, a.content_hash, [c.judge_text for c in pool]) for a, pool in pools]
+        if isinstance(self.judge, _PreparesMany):
+            return self.judge.prepare_many(inputs)
+        return sum(self.judge.prepare(*one) for one in inputs)
 
     def forget(self, article_ids: Sequence[str]) -> None:
         self.judge.forget(article_ids)

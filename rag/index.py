@@ -63,6 +63,9 @@ from rag.store import (
 )
 
 _EMBED_BATCH = 256  # chunks embedded and written per step: bounds memory, keeps progress live
+# Articles prepared per step (``ArticlePrep``): their sentences are embedded and labelled
+# together, sorted by length across articles (a few thousand texts), and progress stays live.
+_PREP_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,16 @@ def writer_lock(settings: IndexSettings) -> Iterator[None]:
         lock.release()
 
 
+@dataclass(frozen=True, slots=True)
+class ArticleChunks:
+    """An article to prepare (``ArticlePrep``): its id, the content hash it is prepared for,
+    and its stored chunks in order."""
+
+    article_id: str
+    content_hash: str
+    chunks: tuple[StoredChunk, ...]
+
+
 class ArticlePrep(Protocol):
     """Per-article work an answerer wants done at ingest rather than per question (the trained
     judge's sentence vectors: ``rag.extract.JudgePrep``). Done after the chunks are stored;
@@ -137,8 +150,10 @@ class ArticlePrep(Protocol):
         """The ids of ``articles`` (``id -> content hash``) not prepared in this version."""
         ...
 
-    def prepare(self, article_id: str, content_hash: str, chunks: Sequence[StoredChunk]) -> int:
-        """Prepare one article from its stored chunks."""
+    def prepare(self, articles: Sequence[ArticleChunks]) -> int:
+        """Prepare several articles from their stored chunks, together (what is kept for
+        each must be what preparing it alone keeps), recording each as prepared only once
+        all of its work is stored."""
         ...
 
     def forget(self, article_ids: Sequence[str]) -> None:
@@ -443,11 +458,28 @@ class Indexer:
             by_article.setdefault(str(chunk.metadata.get("article_id", "")), []).append(chunk)
         # A partial or outdated preparation is dropped first, so nothing stale stays behind.
         self.prep.forget(list(dict.fromkeys([*replaced, *todo])))
-        for article_id in tqdm(
-            todo, desc="Preparing sentences", unit="article", disable=not progress or not todo
-        ):
-            chunks = sorted(by_article[article_id], key=lambda c: int(c.metadata.get("index", 0)))
-            self.prep.prepare(article_id, hashes[article_id], chunks)
+        with tqdm(
+            total=len(todo),
+            desc="Preparing sentences",
+            unit="article",
+            disable=not progress or not todo,
+        ) as bar:
+            for start in range(0, len(todo), _PREP_BATCH):
+                step = [
+                    ArticleChunks(
+                        article_id,
+                        hashes[article_id],
+                        tuple(
+                            sorted(
+                                by_article[article_id],
+                                key=lambda c: int(c.metadata.get("index", 0)),
+                            )
+                        ),
+                    )
+                    for article_id in todo[start : start + _PREP_BATCH]
+                ]
+                self.prep.prepare(step)
+                bar.update(len(step))
 
 
 @dataclass(slots=True)

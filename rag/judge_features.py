@@ -340,13 +340,24 @@ class FeatureJudge:
     def prepare(self, article_id: str, content_hash: str, candidates: Sequence[str]) -> int:
         """Store the vectors ``score`` will need for these candidates of one article (its
         ``judge_input`` texts); returns how many texts were embedded."""
-        if self._vectors is None:
+        return self.prepare_many([(article_id, content_hash, candidates)])
+
+    def prepare_many(self, articles: Sequence[tuple[str, str, Sequence[str]]]) -> int:
+        """``prepare`` for several articles (``(id, content hash, candidates)``) at once:
+        their texts are embedded in one call, which sorts them all by length (each text's
+        vector is the same as when its article is prepared alone); every article is
+        recorded as prepared once all of their vectors are stored."""
+        if self._vectors is None or not articles:
             return 0
         self._loaded()
         assert self._stored is not None
-        texts = [t for c in candidates for t in window_parts(*split_candidate(c))]
-        embedded = self._stored.store(article_id, texts)
-        self._vectors.mark(article_id, _prepared_as(content_hash))
+        texts = [
+            (article_id, [t for c in candidates for t in window_parts(*split_candidate(c))])
+            for article_id, _, candidates in articles
+        ]
+        embedded = self._stored.store_many(texts)
+        for article_id, content_hash, _ in articles:
+            self._vectors.mark(article_id, _prepared_as(content_hash))
         return embedded
 
     def forget(self, article_ids: Sequence[str]) -> None:

@@ -198,16 +198,37 @@ class StoredEmbedder:
             [stored[k] if k in stored else fresh[t] for t, k in zip(texts, keys, strict=True)]
         ).astype(np.float32)
 
-    def store(self, article_id: str, texts: Sequence[str], batch: int = 256) -> int:
+    def store(self, article_id: str, texts: Sequence[str]) -> int:
         """Embed and store the ``texts`` of one article that are not stored yet; how many."""
-        unique = list(dict.fromkeys(texts))
+        return self.store_many([(article_id, texts)])
+
+    def store_many(self, articles: Sequence[tuple[str, Sequence[str]]]) -> int:
+        """Embed and store the texts of several articles (``(article id, texts)``) that are
+        not stored yet, in one ``embed`` call; returns how many were embedded.
+
+        A text is filed under the first article that has it, as storing the articles one by
+        one does. One call lets the embedder sort all of the texts by length, so that a
+        batch pads to a neighbour's length rather than to its article's longest sentence
+        (the rows are the same: each text's vector does not depend on its batch).
+        """
+        owner: dict[str, str] = {}
+        for article_id, texts in articles:
+            for text in texts:
+                owner.setdefault(text, article_id)
+        unique = list(owner)
         keys = [text_key(self.model_id, t) for t in unique]
         stored = self.file.get(keys)
         todo = [(t, k) for t, k in zip(unique, keys, strict=True) if k not in stored]
-        for start in range(0, len(todo), batch):
-            part = todo[start : start + batch]
-            vectors = self.embedder.embed([t for t, _ in part])
-            self.file.add(article_id, [k for _, k in part], vectors)
+        if not todo:
+            return 0
+        vectors = self.embedder.embed([t for t, _ in todo])
+        by_article: dict[str, tuple[list[bytes], list[int]]] = {}
+        for row, (text, key) in enumerate(todo):
+            keys_rows = by_article.setdefault(owner[text], ([], []))
+            keys_rows[0].append(key)
+            keys_rows[1].append(row)
+        for article_id, (article_keys, rows) in by_article.items():
+            self.file.add(article_id, article_keys, vectors[rows])
         return len(todo)
 
 

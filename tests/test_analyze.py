@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rag.analyze import QuestionAnalyzer, is_english, question_word, topic_of
@@ -143,6 +145,32 @@ def test_entity_labels_of_sentences() -> None:
         ["The proposals were published on June 5, 2025.", "The bloc has 27 member states."]
     )
     assert "DATE" in dated and "CARDINAL" in counted
+
+
+def test_labels_of_several_articles_stored_at_once_are_those_stored_one_by_one(
+    tmp_path: Path,
+) -> None:
+    from rag.analyze import LABEL_MODEL
+    from rag.vectors import VectorFile, text_key
+
+    shared = "Kaja Kallas spoke in Tallinn on Monday."
+    articles = [
+        ("a1", ["The proposals were published on June 5, 2025.", shared]),
+        ("a2", [shared, "The bloc has 27 member states.", "It rained."]),
+    ]
+    one, together = VectorFile(tmp_path / "one.sqlite"), VectorFile(tmp_path / "together.sqlite")
+    for article in articles:
+        ANALYZER.store_labels(one, [article])
+    ANALYZER.store_labels(together, articles)
+    keys = [text_key(LABEL_MODEL, s) for _, sentences in articles for s in sentences]
+    assert together.get_labels(keys) == one.get_labels(keys)
+    assert together.get_labels([text_key(LABEL_MODEL, shared)]) == {
+        text_key(LABEL_MODEL, shared): frozenset({"PERSON", "GPE", "DATE"})
+    }
+    for file in (one, together):
+        file.forget(["a1"])  # the shared sentence went with the first article that had it
+    assert together.get_labels(keys) == one.get_labels(keys)
+    assert len(together.get_labels(keys)) == 2
 
 
 def test_question_word_and_topic_helpers() -> None:

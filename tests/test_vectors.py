@@ -11,9 +11,9 @@ import pytest
 
 from rag.config import Settings
 from rag.embed import Vectors, create_embedder
-from rag.index import Indexer
+from rag.index import ArticleChunks, Indexer
 from rag.schema import Article
-from rag.store import StoredChunk
+from rag.store import Metadata, StoredChunk
 from rag.stores.chroma import ChromaStore
 from rag.vectors import StoredEmbedder, VectorFile, pending, text_key
 from tests.conftest import HashEmbedder
@@ -80,6 +80,36 @@ def test_a_damaged_file_is_moved_aside_and_started_again(
     assert list(tmp_path.glob("vectors.sqlite.damaged-*"))
 
 
+def _rows(file: VectorFile, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+    return {k: v.tobytes() for k, v in file.get(keys).items()}
+
+
+def test_storing_articles_together_keeps_what_storing_them_one_by_one_keeps(
+    tmp_path: Path,
+) -> None:
+    # The same vectors, each filed under the first article that has it (so forgetting that
+    # article takes it away in both), from a single embed call.
+    articles = [
+        ("a1", ["alpha beta", "shared text", "alpha beta"]),
+        ("a2", ["shared text", "gamma delta"]),
+        ("a3", ["alpha beta"]),
+    ]
+    one = StoredEmbedder(HashEmbedder(), VectorFile(tmp_path / "one.sqlite"))
+    assert [one.store(a, texts) for a, texts in articles] == [2, 1, 0]
+    base = CountingEmbedder()
+    together = StoredEmbedder(base, VectorFile(tmp_path / "together.sqlite"))
+    assert together.store_many(articles) == 3
+    assert base.seen == ["alpha beta", "shared text", "gamma delta"]
+    keys = [text_key("fake/hash-64", t) for _, texts in articles for t in texts]
+    assert _rows(together.file, keys) == _rows(one.file, keys)
+    for stored in (one, together):
+        stored.file.forget(["a1"])
+    assert _rows(together.file, keys) == _rows(one.file, keys)
+    assert together.file.count() == one.file.count() == 1  # only a2's own "gamma delta"
+    assert together.store_many([("a4", ["gamma delta"])]) == 0
+    assert together.store_many([]) == 0
+
+
 def test_stored_embedder_embeds_only_what_is_not_stored(tmp_path: Path) -> None:
     base = CountingEmbedder()
     stored = StoredEmbedder(base, VectorFile(tmp_path / "vectors.sqlite"))
@@ -100,15 +130,19 @@ class RecordingPrep:
         self.done: dict[str, str] = {}
         self.prepared: list[str] = []
         self.forgotten: list[str] = []
+        self.steps: list[list[str]] = []
 
     def pending(self, articles: Mapping[str, str]) -> list[str]:
         return [a for a, h in articles.items() if self.done.get(a) != h]
 
-    def prepare(self, article_id: str, content_hash: str, chunks: Sequence[StoredChunk]) -> int:
-        assert chunks and all(c.metadata["article_id"] == article_id for c in chunks)
-        self.done[article_id] = content_hash
-        self.prepared.append(article_id)
-        return len(chunks)
+    def prepare(self, articles: Sequence[ArticleChunks]) -> int:
+        self.steps.append([a.article_id for a in articles])
+        for a in articles:
+            assert a.chunks and all(c.metadata["article_id"] == a.article_id for c in a.chunks)
+            assert [c.metadata["index"] for c in a.chunks] == list(range(len(a.chunks)))
+            self.done[a.article_id] = a.content_hash
+            self.prepared.append(a.article_id)
+        return sum(len(a.chunks) for a in articles)
 
     def forget(self, article_ids: Sequence[str]) -> None:
         self.forgotten.extend(article_ids)
@@ -138,6 +172,55 @@ def test_ingest_prepares_new_and_changed_articles_once(settings: Settings) -> No
         [_article("a1", "A new text about Korea. It is short."), _article("a2")], progress=False
     )
     assert prep.forgotten[-1:] == ["a1"] and prep.prepared == ["a1"]
+
+
+def test_articles_are_prepared_in_steps_of_several(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rag.index._PREP_BATCH", 2)
+    prep = RecordingPrep()
+    articles = [_article(f"a{i}") for i in range(5)]
+    _indexer(settings, prep).sync(articles, progress=False)
+    assert [len(step) for step in prep.steps] == [2, 2, 1]
+    assert sorted(prep.prepared) == [a.article_id for a in articles]
+
+
+class OneByOneJudge:
+    """A preparing judge that takes one article at a time, recording each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    def prepare(self, article_id: str, content_hash: str, candidates: Sequence[str]) -> int:
+        self.calls.append((article_id, content_hash, list(candidates)))
+        return len(candidates)
+
+
+class ManyJudge(OneByOneJudge):
+    """One that takes several at once (as ``FeatureJudge.prepare_many``)."""
+
+    def prepare_many(self, articles: Sequence[tuple[str, str, Sequence[str]]]) -> int:
+        self.steps = [a for a, _, _ in articles]
+        return sum(self.prepare(*one) for one in articles)
+
+
+def _chunk(article_id: str, index: int, text: str) -> StoredChunk:
+    meta: Metadata = {"article_id": article_id, "title": f"Title {article_id}", "index": index}
+    return StoredChunk(chunk_id=f"{article_id}-{index}", text=text, metadata=meta)
+
+
+def test_judge_prep_hands_several_articles_to_a_judge_that_takes_them(tmp_path: Path) -> None:
+    from rag.extract import JudgePrep
+
+    articles = [
+        ArticleChunks("a1", "h1", (_chunk("a1", 0, "The bloc met Japan on Monday. It agreed."),)),
+        ArticleChunks("a2", "h2", (_chunk("a2", 0, "Ministers spoke about chips in Tokyo."),)),
+    ]
+    one, many = OneByOneJudge(), ManyJudge()
+    assert JudgePrep(one).prepare(articles) == JudgePrep(many).prepare(articles)  # type: ignore[arg-type]
+    assert many.steps == ["a1", "a2"]
+    assert many.calls == one.calls and [c[:2] for c in one.calls] == [("a1", "h1"), ("a2", "h2")]
+    assert all(c[2] for c in one.calls)
 
 
 def test_an_interrupted_preparation_is_completed_by_the_next_ingest(settings: Settings) -> None:
