@@ -12,7 +12,10 @@ so that peak RSS is per pipeline, after the model is loaded (load time reported 
   ``Chroma.from_documents(docs, embeddings, persist_directory=tmp2)``;
 - floor: ours' own embedder (``rag.embed.create_embedder``) on exactly the chunk texts our
   pipeline embeds (``embedding_text`` of ``chunk_article`` chunks), same batch size. Ours also
-  embeds each sentence once for the answer judge (``rag.vectors``), which the floor does not.
+  embeds each candidate sentence and headline once for the answer judge (``rag.vectors``) and
+  stores spaCy's entity labels of each sentence (``rag.extract.JudgePrep``), which the floor
+  does not; ``--profile`` shows the split (``Indexer._write``: chunks; ``store_labels``: NER;
+  ``FeatureJudge.prepare_many``: sentences).
 
 The two pipelines split differently (ours ~900-char sentence-aware chunks prefixed with the
 title; the baseline 1000-char chunks with 200 overlap), so chunk counts differ: compare
