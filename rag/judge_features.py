@@ -77,7 +77,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 # What an article's record in the vector file says was stored for it: change this when
 # ``window_parts`` or ``candidates`` change, and the next ingest prepares every article again.
-_PREP_FORMAT = "parts-1"
+# parts-2: sentences split apart from glued site furniture and from a title glued to a quote
+# (rag.text); re-preparing embeds and labels only the sentences not already stored.
+_PREP_FORMAT = "parts-2"
 
 
 def _prepared_as(content_hash: str) -> str:
