@@ -86,6 +86,7 @@ class Catalog:
         self._pairs: Counter[tuple[str, str]] = Counter()  # adjacent names ("kaja", "kallas")
         self._recent: OrderedDict[str, list[Passage]] = OrderedDict()  # passages_of's cache
         self._recent_lock = threading.Lock()
+        self._publishers: list[str] | None = None
 
     @classmethod
     def of_index(cls, lexical: LexicalSearch) -> Catalog:
@@ -152,7 +153,10 @@ class Catalog:
         return pool[:n]
 
     def publishers(self) -> list[str]:
-        return sorted({a.publisher for a in self.articles.values() if a.publisher})
+        """The archive's outlets, sorted (read once per catalogue: every question asks)."""
+        if self._publishers is None:
+            self._publishers = sorted({a.publisher for a in self.articles.values() if a.publisher})
+        return self._publishers
 
     def match_publisher(self, text: str) -> str:
         """The archive's outlet that ``text`` names ("the BBC", "abc" -> "ABC News"), or ""."""
