@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.errors import ProviderError
 from rag.text import STOPWORDS, content_terms, words
-from rag.vectors import text_key
+from rag.vectors import first_owners, text_key
 
 if TYPE_CHECKING:
     from rag.vectors import VectorFile
@@ -413,10 +413,7 @@ class QuestionAnalyzer:
         """Label the sentences of several articles (``(article id, sentences)``, at ingest)
         in one spaCy pass and keep the labels in ``file``; a sentence is filed under the
         first article that has it, as labelling the articles one by one does."""
-        owner: dict[str, str] = {}
-        for article_id, sentences in articles:
-            for sentence in sentences:
-                owner.setdefault(sentence, article_id)
+        owner = first_owners(articles)
         unique = list(owner)
         keys = [text_key(LABEL_MODEL, s) for s in unique]
         known = file.get_labels(keys)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rag.schema import Passage
-from rag.store import StoredChunk
+from rag.store import StoredChunk, by_article
 from rag.text import STOPWORDS
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class Catalog:
     """
 
     def __init__(self, chunks: Sequence[StoredChunk], version: str = "") -> None:
-        held = _grouped(chunks)
+        held = by_article(chunks)
         self._start(version, lambda ids: [c for a in ids for c in held.get(a, [])], {})
         self._take(held)
 
@@ -97,7 +97,7 @@ class Catalog:
         catalog._start(lexical.version, lexical.article_chunks, hashes)
         ids = sorted(hashes)
         for i in range(0, len(ids), _ARTICLES_PER_READ):
-            catalog._take(_grouped(lexical.article_chunks(ids[i : i + _ARTICLES_PER_READ])))
+            catalog._take(by_article(lexical.article_chunks(ids[i : i + _ARTICLES_PER_READ])))
         return catalog
 
     def updated(self, lexical: LexicalSearch) -> Catalog:
@@ -119,7 +119,7 @@ class Catalog:
         catalog._pairs = self._pairs.copy()
         for i in range(0, len(changed), _ARTICLES_PER_READ):
             batch = changed[i : i + _ARTICLES_PER_READ]
-            catalog._take(_grouped(lexical.article_chunks(batch)))
+            catalog._take(by_article(lexical.article_chunks(batch)))
         return catalog
 
     def _take(self, groups: Mapping[str, Sequence[StoredChunk]]) -> None:
@@ -212,21 +212,21 @@ class Catalog:
         from rag.retrieve import passage_from_chunk
 
         wanted = list(dict.fromkeys(article_ids))
+        found: dict[str, list[Passage]] = {}
         with self._recent_lock:
-            found = {a: self._recent[a] for a in wanted if a in self._recent}
+            for a in wanted:
+                if a in self._recent:
+                    self._recent.move_to_end(a)
+                    found[a] = self._recent[a]
         missing = [a for a in wanted if a not in found]
         if missing:
-            read = _grouped(self._read(missing))
+            read = by_article(self._read(missing))
             fresh = {a: [passage_from_chunk(c) for c in read.get(a, [])] for a in missing}
             with self._recent_lock:
                 self._recent.update(fresh)
                 while len(self._recent) > _RECENT_ARTICLES:
                     self._recent.popitem(last=False)
             found.update(fresh)
-        with self._recent_lock:
-            for a in found:
-                if a in self._recent:
-                    self._recent.move_to_end(a)
         return {a: found[a] for a in wanted}
 
     def lead_passage(self, article_id: str) -> Passage | None:
@@ -235,18 +235,15 @@ class Catalog:
 
     # -- names ----------------------------------------------------------------------------------
 
-    def _vocabulary(self) -> dict[str, tuple[str, int]]:
-        return self._names
-
     def knows(self, word: str) -> bool:
-        return word.lower() in self._vocabulary()
+        return word.lower() in self._names
 
     def correct(self, names: Sequence[str]) -> list[Correction]:
         """Archive spellings for the words of ``names`` that the archive does not hold."""
         from rapidfuzz import fuzz, process
         from rapidfuzz.distance import OSA
 
-        vocabulary = self._vocabulary()
+        vocabulary = self._names
         corrections: list[Correction] = []
         for name in names:
             typed = re.findall(r"[\w’'-]+", name)
@@ -290,18 +287,6 @@ class Catalog:
                     )
                     corrections.append(Correction(word, vocabulary[best][0]))
         return corrections
-
-
-def _grouped(chunks: Iterable[StoredChunk]) -> dict[str, list[StoredChunk]]:
-    """Chunks by article, each article's in reading order."""
-    by_article: dict[str, list[StoredChunk]] = {}
-    for chunk in chunks:
-        article_id = str(chunk.metadata.get("article_id", ""))
-        if article_id:
-            by_article.setdefault(article_id, []).append(chunk)
-    for group in by_article.values():
-        group.sort(key=lambda c: int(c.metadata.get("index", 0) or 0))
-    return by_article
 
 
 def _info(article_id: str, chunk: StoredChunk) -> ArticleInfo:

@@ -58,6 +58,7 @@ from rag.store import (
     Metadata,
     StoredChunk,
     VectorStore,
+    by_article,
     date_as_int,
     is_shown,
 )
@@ -453,9 +454,7 @@ class Indexer:
             return
         hashes = lexical.article_hashes()
         todo = self.prep.pending(hashes)
-        by_article: dict[str, list[StoredChunk]] = {}
-        for chunk in lexical.article_chunks(todo):
-            by_article.setdefault(str(chunk.metadata.get("article_id", "")), []).append(chunk)
+        stored = by_article(lexical.article_chunks(todo))
         # A partial or outdated preparation is dropped first, so nothing stale stays behind.
         self.prep.forget(list(dict.fromkeys([*replaced, *todo])))
         with tqdm(
@@ -466,17 +465,8 @@ class Indexer:
         ) as bar:
             for start in range(0, len(todo), _PREP_BATCH):
                 step = [
-                    ArticleChunks(
-                        article_id,
-                        hashes[article_id],
-                        tuple(
-                            sorted(
-                                by_article[article_id],
-                                key=lambda c: int(c.metadata.get("index", 0)),
-                            )
-                        ),
-                    )
-                    for article_id in todo[start : start + _PREP_BATCH]
+                    ArticleChunks(a, hashes[a], tuple(stored[a]))
+                    for a in todo[start : start + _PREP_BATCH]
                 ]
                 self.prep.prepare(step)
                 bar.update(len(step))

@@ -21,7 +21,7 @@ and deciding what to write, or in which order (``rag.index`` does).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -289,6 +289,18 @@ register_store("chroma", _open_chroma)
 
 def article_of(chunk: StoredChunk) -> str:
     return str(chunk.metadata.get("article_id", ""))
+
+
+def by_article(chunks: Iterable[StoredChunk]) -> dict[str, list[StoredChunk]]:
+    """Chunks grouped by article, each article's in reading order (chunks without an
+    article id are left out)."""
+    groups: dict[str, list[StoredChunk]] = {}
+    for chunk in chunks:
+        if article_id := article_of(chunk):
+            groups.setdefault(article_id, []).append(chunk)
+    for group in groups.values():
+        group.sort(key=lambda c: int(c.metadata.get("index", 0) or 0))
+    return groups
 
 
 def is_shown(chunk_hash: str, committed_hash: str | None) -> bool:

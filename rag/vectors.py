@@ -47,6 +47,17 @@ def text_key(model_id: str, text: str) -> bytes:
     return hashlib.blake2b(f"{model_id}\0{text}".encode(), digest_size=16).digest()
 
 
+def first_owners(articles: Sequence[tuple[str, Sequence[str]]]) -> dict[str, str]:
+    """Each distinct text of ``articles`` (``(article id, texts)``), in order, with the first
+    article that has it: what is stored for a text shared by articles is filed under that one,
+    as storing the articles one by one does."""
+    owner: dict[str, str] = {}
+    for article_id, texts in articles:
+        for text in texts:
+            owner.setdefault(text, article_id)
+    return owner
+
+
 class VectorFile:
     """Vectors by text hash in one SQLite file; safe to share between threads."""
 
@@ -211,10 +222,7 @@ class StoredEmbedder:
         batch pads to a neighbour's length rather than to its article's longest sentence
         (the rows are the same: each text's vector does not depend on its batch).
         """
-        owner: dict[str, str] = {}
-        for article_id, texts in articles:
-            for text in texts:
-                owner.setdefault(text, article_id)
+        owner = first_owners(articles)
         unique = list(owner)
         keys = [text_key(self.model_id, t) for t in unique]
         stored = self.file.get(keys)

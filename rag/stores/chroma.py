@@ -522,19 +522,17 @@ class ChromaStore:
         """``collection.get`` by ids. An embedded Chroma whose segments predate another
         process's write fails to find ids that process just added (the lexical index, which
         shares its file, already holds them): it reconnects once and reads again."""
-        collection = self._existing()
-        if collection is None or not chunk_ids:
-            return {"ids": [], "embeddings": [], "metadatas": [], "documents": []}
-        try:
-            return dict(collection.get(ids=chunk_ids, include=include))
-        except Exception as e:  # chromadb.errors.InternalError: "Error finding id"
-            if not self._local or "finding id" not in str(e):
-                raise
-        self._reconnect()
-        collection = self._existing()
-        if collection is None:
-            return {"ids": [], "embeddings": [], "metadatas": [], "documents": []}
-        return dict(collection.get(ids=chunk_ids, include=include))
+        for retried in (False, True):
+            collection = self._existing()
+            if collection is None or not chunk_ids:
+                break
+            try:
+                return dict(collection.get(ids=chunk_ids, include=include))
+            except Exception as e:  # chromadb.errors.InternalError: "Error finding id"
+                if retried or not self._local or "finding id" not in str(e):
+                    raise
+            self._reconnect()
+        return {"ids": [], "embeddings": [], "metadatas": [], "documents": []}
 
     def query_kept(
         self,
