@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import ProviderError
-from rag.text import STOPWORDS, content_terms, words
+from rag.text import STOPWORDS, content_terms, verb_forms, words
 from rag.vectors import first_owners, text_key
 
 if TYPE_CHECKING:
@@ -566,6 +566,43 @@ _ALIASES = {
 _POSSESSIVE = re.compile(r"['’]s?$")
 # "Asian" -> "Asia", "European" -> "Europe", "Japanese" -> "Japan": adjectives of place.
 _DEMONYM_SUFFIXES = ("ian", "an", "ese", "ish", "i", "n")
+
+# The country a nationality adjective stands for, where it stands for one ("Dutch" ->
+# "Netherlands"): a lexical search adds it. Regional adjectives ("Asian") and those whose
+# country is a stopword or a common word ("American" -> "US") add nothing.
+_COUNTRY_OF = {
+    adjective: places[0]
+    for adjective, places in DEMONYMS.items()
+    if adjective not in ("american", "asian", "european", "african", "latin american", "western")
+    and adjective not in ("english",)
+}
+
+
+# Words that frame a question about a text rather than name what is asked: "How does the
+# author characterise today's geopolitics?" asks about geopolitics; "characterise" is rare, so
+# BM25 would rank the texts that use it (about anything) first.
+_FRAMING = re.compile(
+    r"\b(?:describ|characteri[sz]|portray|depict|explain|mention|quot|summari[sz])\w*"
+    r"|\b(?:piece|story)\b",
+    re.IGNORECASE,
+)
+
+
+def lexical_query(query: str) -> str:
+    """``query`` as the lexical search reads it: without the words that only frame it
+    (``_FRAMING``), and with what its words mean to a reader but not to a stemmer: the
+    country of a nationality adjective, the other forms of an irregular verb ("How much did
+    the Dutch economy grow?" also looks for "Netherlands" and "grew"). For the lexical
+    search only: the dense query keeps the question as asked."""
+    framed = _FRAMING.sub(" ", query)
+    if not content_terms(framed):  # "Summarise the piece": nothing else to search for
+        framed = query
+    extra: list[str] = []
+    for word in words(framed):
+        extra.extend(verb_forms(word))
+        if word in _COUNTRY_OF:
+            extra.append(_COUNTRY_OF[word])
+    return f"{framed} {' '.join(dict.fromkeys(extra))}" if extra else framed
 
 
 def question_names(question: str) -> list[str]:

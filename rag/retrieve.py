@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rag.analyze import lexical_query
 from rag.config import RetrievalSettings
 from rag.embed import Embedder
 from rag.fuse import FusionParams, fused_scores
@@ -85,7 +86,7 @@ class HybridRetriever:
         lexical: list[tuple[StoredChunk, float]] = []
         if mode in ("hybrid", "lexical"):
             started = time.perf_counter()
-            found = self.lexical.search(query, n, None if filters.empty else filters)
+            found = self.lexical.search(lexical_query(query), n, None if filters.empty else filters)
             # The BM25 copy may predate a write in progress: only committed versions count,
             # as in dense search (``VectorStore.shown``), so the two never mix versions.
             shown = {c.chunk_id for c in self.store.shown([h.chunk for h in found])}

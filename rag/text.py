@@ -150,6 +150,42 @@ def stem(word: str) -> str:
     return str(_stemmer.stemWord(word))
 
 
+# Irregular verbs: a stemmer keeps "grew" apart from "grow", so "How much did the economy grow?"
+# never finds "the economy grew by 2.1%". Each entry is one verb's forms. Verbs whose forms
+# are mostly other words ("found", "left", "meeting" -> "met", "deal") or that say little
+# ("make", "take", "think", "spend") are left out: each form added to a search also finds
+# every text that uses it.
+_IRREGULAR_VERBS = """beat beaten; bite bit bitten; bleed bled; blow blew blown; break broke broken;
+    breed bred; build built; burn burnt; buy bought; catch caught; choose chose chosen;
+    dig dug; drink drank drunk; drive drove driven; eat ate eaten; fall fell fallen;
+    fight fought; flee fled; fly flew flown; forbid forbade forbidden; forget forgot forgotten;
+    forgive forgave forgiven; freeze froze frozen; grow grew grown; hang hung; hide hid hidden;
+    lose lost; mislead misled; overcome overcame; overtake overtook overtaken;
+    overthrow overthrew overthrown; pay paid; prove proven; ride rode ridden; rise rose risen;
+    seek sought; sell sold; send sent; shake shook shaken; shoot shot; shrink shrank shrunk;
+    sing sang sung; sink sank sunk; slay slew slain; sleep slept; slide slid; speak spoke spoken;
+    steal stole stolen; sting stung; strike struck stricken; swear swore sworn; swim swam swum;
+    teach taught; tear tore torn; throw threw thrown; undergo underwent undergone;
+    uphold upheld; wear wore worn; weep wept; win won; withdraw withdrew withdrawn;
+    withhold withheld; write wrote written"""
+
+
+def _verb_forms() -> dict[str, tuple[str, ...]]:
+    forms: dict[str, tuple[str, ...]] = {}
+    for line in _IRREGULAR_VERBS.split(";"):
+        verb = tuple(line.split())
+        for word in verb:
+            forms[stem(word)] = tuple(dict.fromkeys((*forms.get(stem(word), ()), *verb)))
+    return forms
+
+
+def verb_forms(word: str) -> tuple[str, ...]:
+    """The other forms of an irregular verb ("grew" -> "grow", "grown"); empty for any other
+    word. What a lexical search adds to a question, not to what it indexes."""
+    key = stem(word.lower())
+    return tuple(w for w in _VERB_FORMS.get(key, ()) if stem(w) != key)
+
+
 def content_terms(text: str) -> list[str]:
     """Stemmed non-stopword tokens: what two texts must share to be about the same thing."""
     return list(_content_terms(text))
@@ -179,3 +215,6 @@ def word_key(text: str) -> tuple[str, ...]:
 def is_furniture(sentence: str) -> bool:
     """Whether ``sentence`` carries site furniture rather than only the article's words."""
     return bool(_FURNITURE.search(sentence))
+
+
+_VERB_FORMS = _verb_forms()

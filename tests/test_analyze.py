@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.analyze import QuestionAnalyzer, is_english, question_word, topic_of
+from rag.analyze import QuestionAnalyzer, is_english, lexical_query, question_word, topic_of
 
 ANALYZER = QuestionAnalyzer()
 
@@ -197,3 +197,15 @@ def test_how_long_is_answered_by_a_duration_as_well_as_a_figure() -> None:
     types = ANALYZER.analyze("How long will the train drivers strike last?").answer_types
     assert {"DATE", "TIME"} <= types and "CARDINAL" in types
     assert "DATE" not in ANALYZER.analyze("How many drivers went on strike?").answer_types
+
+
+def test_the_lexical_query_adds_a_nationalitys_country_and_a_verbs_other_forms() -> None:
+    query = "How much did the Dutch economy grow in 2016?"
+    assert lexical_query(query) == f"{query} Netherlands grew grown"
+    # Regional adjectives stand for many places: none is added.
+    assert lexical_query("Which Asian partners?") == "Which Asian partners?"
+
+
+def test_the_lexical_query_drops_the_words_that_only_frame_the_question() -> None:
+    assert "characterise" not in lexical_query("How does the author characterise geopolitics?")
+    assert lexical_query("Summarise the piece") == "Summarise the piece"  # nothing else to find

@@ -31,7 +31,7 @@ ARTICLES = [
         "rail",
         "Rail strike",
         "Train drivers walked out over pay on Monday.\n\nCommuters"
-        " faced delays across the country.",
+        " faced delays across the country as fares rose.",
         "Ana Diaz",
         "2017-01-09",
     ),
@@ -65,6 +65,16 @@ def test_fused_passages_carry_both_scores_and_their_article(retriever: HybridRet
     assert top.article_id == "tariff" and top.title == "Steel tariffs"
     assert top.dense_score is not None and top.lexical_score is not None
     assert top.author == "Ana Diaz" and top.date == "2018-03-01"
+
+
+def test_the_lexical_search_finds_a_verbs_other_form_and_a_nationalitys_country(
+    retriever: HybridRetriever,
+) -> None:
+    # The rail article says "fares rose", the tariff one "Canada".
+    rise = retriever.search("Did anything rise?", k=1, mode="lexical").passages
+    assert [p.article_id for p in rise] == ["rail"]
+    canadian = retriever.search("Canadian", k=1, mode="lexical").passages
+    assert [p.article_id for p in canadian] == ["tariff"]
 
 
 def test_lexical_only_hits_still_get_their_cosine_similarity(retriever: HybridRetriever) -> None:

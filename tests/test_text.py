@@ -13,6 +13,7 @@ from rag.text import (
     paragraph_spans,
     sentence_spans,
     stem,
+    verb_forms,
     words,
 )
 
@@ -281,3 +282,16 @@ def test_a_title_glued_to_the_closing_quote_before_it_does_not_end_a_sentence() 
         '"It is hard to imagine a worse choice,"?Sen. Elizabeth Warren said.',
         "She left.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("word", "forms"),
+    [("grew", ("grow", "grown")), ("growing", ("grew", "grown")), ("Rose", ("rise", "risen"))],
+)
+def test_an_irregular_verb_has_its_other_forms(word: str, forms: tuple[str, ...]) -> None:
+    assert verb_forms(word) == forms
+
+
+@pytest.mark.parametrize("word", ["economy", "founded", "left", "born", "said"])
+def test_other_words_and_ambiguous_forms_have_none(word: str) -> None:
+    assert verb_forms(word) == ()
