@@ -10,8 +10,8 @@ catalogue) and ``digest`` answers:
   asked for), its headline, outlet and date, then its sentence(s) that best match the topic,
   each quoted verbatim and cited; an article that does not mention the topic's names is left
   out;
-* a summary: the chosen article's most central sentences (those sharing the most of the
-  article's frequent words, with a nudge towards its opening) in their order, each cited;
+* a summary: the chosen article's sentences that together cover the most of its frequent
+  words (with a nudge towards its opening), in their order, each cited;
 * a comparison: one block per outlet, its story on the topic (the best match among its
   articles) summarised as above in three sentences; an outlet with nothing on it is named.
 
@@ -44,6 +44,7 @@ _SUMMARY_SENTENCES = 4
 _COMPARE_SENTENCES = 3
 _DEPTH = 4  # broad questions read this many times top_k passages
 _MIN_WORDS = 5
+_COVERED = 4.0  # a word's weight is divided by this once a chosen sentence holds it
 
 
 def _topic(analysis: QuestionAnalysis, query: str) -> str:
@@ -233,8 +234,15 @@ def _summary(passages: Sequence[Passage]) -> Draft:
 
 
 def _central_sentences(passages: Sequence[Passage], n: int) -> list[tuple[Passage, str]]:
-    """The ``n`` sentences of one article's passages that share the most of its frequent
-    words (with a nudge towards its opening), in their order."""
+    """``n`` sentences of one article's passages that together cover the most of its
+    frequent words (with a nudge towards its opening), in their order.
+
+    Chosen one at a time (SumBasic): a sentence scores the weights of its words (how many
+    other sentences use each), and once it is chosen its words weigh a quarter as much, so
+    the next one is picked for what the summary does not say yet. Measured against news
+    subtitles (ROUGE-1 recall of their words, 300 articles of each half of the archive):
+    0.570 -> 0.611 on the half it was tuned on, 0.518 -> 0.538 on the other, against the
+    most central sentences chosen independently."""
     sentences: list[tuple[Passage, str]] = []
     seen: set[str] = set()
     for passage in sorted(passages, key=lambda p: p.start):
@@ -244,13 +252,20 @@ def _central_sentences(passages: Sequence[Passage], n: int) -> list[tuple[Passag
             if sentence not in seen and long_enough and not is_furniture(sentence):
                 seen.add(sentence)
                 sentences.append((passage, sentence))
-    if not sentences:
-        return []
-    frequency = Counter(t for _, s in sentences for t in set(content_terms(s)))
-    scores = []
-    for i, (_, sentence) in enumerate(sentences):
-        terms = set(content_terms(sentence))
-        central = sum(frequency[t] - 1 for t in terms) / math.sqrt(len(terms) or 1)
-        scores.append(central * (1.0 + 0.5 / (1 + i)))
-    best = sorted(range(len(sentences)), key=lambda i: scores[i], reverse=True)
-    return [sentences[i] for i in sorted(best[:n])]
+    terms = [set(content_terms(sentence)) for _, sentence in sentences]
+    weight = {t: float(c - 1) for t, c in Counter(t for ts in terms for t in ts).items()}
+    chosen: list[int] = []
+    while len(chosen) < min(n, len(sentences)):
+        best, best_score = -1, -1.0
+        for i, held in enumerate(terms):
+            if i in chosen or not held:
+                continue
+            score = sum(weight[t] for t in held) / math.sqrt(len(held)) * (1.0 + 1.0 / (1 + i))
+            if score > best_score:
+                best, best_score = i, score
+        if best < 0:
+            break
+        chosen.append(best)
+        for t in terms[best]:
+            weight[t] /= _COVERED
+    return [sentences[i] for i in sorted(chosen)]

@@ -13,6 +13,7 @@ from rag.answer import AnswererParts, AnswerRequest, Draft, create_answerer
 from rag.catalog import Catalog
 from rag.cite import citation_problems
 from rag.config import Settings
+from rag.digest import _central_sentences
 from rag.extract import missing_names
 from rag.schema import Answer, Passage
 from rag.store import StoredChunk
@@ -222,6 +223,21 @@ def test_a_summary_is_the_articles_central_sentences_in_order() -> None:
     draft = ask("Summarise the article about the International Digital Strategy", "eu")
     assert draft.text.startswith("Summary of “Why Europe Should Double Down")
     assert len(draft.citations) >= 2 and len({c.article_id for c in draft.citations}) == 1
+
+
+def test_a_summary_covers_what_it_has_not_said_yet() -> None:
+    text = (
+        "The EU strategy courts India, Japan and South Korea on digital trade."
+        " The EU strategy courts India, Japan and Korea on digital trade rules."
+        " Brussels will fund cables and data centres in Africa."
+        " Officials said little else on Tuesday."
+        " Cables to Africa are what Brussels wants most."
+    )
+    passage = Passage("c1", "eu", text, "EU strategy", "", "", "", "", 0, len(text), 1.0)
+    chosen = [sentence for _, sentence in _central_sentences([passage], 2)]
+    # The near-copy of the first sentence adds nothing: the article's other topic comes next.
+    assert chosen[0].startswith("The EU strategy courts India, Japan and South Korea")
+    assert "Africa" in chosen[1]
 
 
 def test_a_comparison_has_one_block_per_outlet_and_names_a_missing_one() -> None:
