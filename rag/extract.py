@@ -59,6 +59,22 @@ _TYPE_PENALTY = 0.6  # a sentence without the asked-for type keeps this share of
 _CLUE_PENALTY = 0.7  # ... and one far from a rare name of the question
 _FIGURE_LABELS = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME"})
 _ASKS_DATE = re.compile(r"\b(?:what|which) (?:year|date|day|month)\b", re.I)
+# Two figures a count does not give. A person's age: "aged 90", "90-year-old", ", 46,",
+# not the year they graduated. A share: a percentage or a fraction, not a number of seats.
+_ASKS_AGE = re.compile(r"\b(?:how old|what age|at what age)\b", re.I)
+_AGE = re.compile(
+    r"\b\d{1,3}[- ]years?[- ]old\b|\baged?\s+\d{1,3}\b|\bage of \d{1,3}\b"
+    r"|\bat \d{1,3}\b(?![:.,]?\d)|,\s*\d{1,3},|\bin (?:his|her|their) (?:early |mid-|late )?\d0s\b",
+    re.I,
+)
+_ASKS_SHARE = re.compile(
+    r"\bwhat (?:[\w'’]+ ){0,4}(?:percentage|share|proportion|fraction|per ?cent)\b", re.I
+)
+_SHARE = re.compile(
+    r"\d\s*(?:%|percent\b|per cent\b|percentage point)"
+    r"|\b(?:half|a third|two-thirds|a quarter|three-quarters|one in \w+|majority)\b",
+    re.I,
+)
 _ANAPHOR = re.compile(
     r"^[\W]*(?:that|this|these|those|it|he|she|they|his|her|their|its|such|but|and|so|also"
     r"|however|yet|still|there|here|then|the move|the decision|the plan)\b",
@@ -317,6 +333,9 @@ class ExtractiveAnswerer:
         if strict:
             counted = request.analysis.wh == "how_many"
             scored = [c for c in scored if c.typed or self._carries_figure(c, counted)]
+        measure = _measure(request.analysis)
+        if measure is not None:  # an age, a share: nothing else answers
+            scored = [c for c in scored if measure.search(c.quote)]
         focus = request.analysis.focus
         if focus:  # "How much was bail set at?": a figure of something else does not answer
             scored = [c for c in scored if self._about_focus(c, focus)]
@@ -522,6 +541,15 @@ def _same_words(a: Candidate, b: Candidate) -> bool:
     """Whether two candidates quote the same words (a story syndicated to two articles):
     the answer quotes them once."""
     return word_key(a.quote) == word_key(b.quote)
+
+
+def _measure(analysis: QuestionAnalysis) -> re.Pattern[str] | None:
+    """What the quote must hold for a question after a person's age or a share, if it is one."""
+    if _ASKS_SHARE.search(analysis.question):
+        return _SHARE
+    if _ASKS_AGE.search(analysis.question) and any(e.label == "PERSON" for e in analysis.entities):
+        return _AGE
+    return None
 
 
 def _has_type(sentence: str, labels: frozenset[str], analysis: QuestionAnalysis) -> bool:

@@ -422,3 +422,26 @@ def test_a_year_the_article_says_relative_to_its_date_is_not_missing() -> None:
 def test_a_spelled_out_duration_answers_how_long() -> None:
     draft = ask("How long will the strike last?", "strike")
     assert not draft.refused and "forty-eight hours" in draft.text
+
+
+PROFILE: Articles = {
+    "judge": (
+        "Who is Derrick Watson?",
+        "",
+        "2017-03-16",
+        "CNN",
+        [
+            "Judge Derrick Watson was born in Honolulu. Derrick Watson graduated in 1991 from"
+            " Harvard Law School. The Democrats won 33 seats in the Hawaii senate."
+        ],
+    ),
+}
+
+
+def test_an_age_or_a_share_asked_is_not_answered_by_another_figure() -> None:
+    age = _furnished_draft("How old is Derrick Watson?", PROFILE)
+    assert age.refused  # 1991 is when he graduated, not his age
+    share = _furnished_draft("What share of the seats did the Democrats win?", PROFILE)
+    assert share.refused  # a number of seats is not a share
+    aged = {"judge": (*PROFILE["judge"][:4], ["Judge Derrick Watson, 50, was born in Honolulu."])}
+    assert "50" in _furnished_draft("How old is Derrick Watson?", aged).text
