@@ -305,10 +305,11 @@ class Assistant:
         notices: list[str] = []
 
         step = time.perf_counter()
+        typed, question = question, self.catalog().truecased(question)
         first = self.analyzer.analyze(question)
         if not first.english:
             timings["total"] = _ms_since(started)
-            yield self._final(question, question, Draft(NOT_ENGLISH, True, ()), None, timings)
+            yield self._final(typed, question, Draft(NOT_ENGLISH, True, ()), None, timings)
             return
         rewrite_started = time.perf_counter()
         resolution, model_failed = self._resolve(question, history)
@@ -362,7 +363,7 @@ class Assistant:
             draft.text, draft.refused, draft.citations, (*notices, *draft.notices), draft.removed
         )
         timings["total"] = _ms_since(started)
-        yield self._final(question, query, draft, result, timings)
+        yield self._final(typed, query, draft, result, timings)
 
     def _resolve(self, question: str, history: Sequence[str]) -> tuple[Resolution, bool]:
         """What to search for, and whether the chat model failed trying to rewrite it."""

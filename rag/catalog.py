@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from rag.lexical import LexicalSearch
 
 _NAME_TOKEN = re.compile(r"\b[A-Z][\w’'-]*[\w]")
+_LOWER_TOKEN = re.compile(r"\b[a-z][\w’'-]*[\w]")
+_PLAIN_WORD = re.compile(r"\b[a-z][a-z0-9]*\b")
+_PROPER_SHARE = 0.8  # written capitalised at least this often: a name ("kim" -> "Kim")
 _NAME_PAIR = re.compile(r"\b([A-Z][\w’'-]*[\w]) (?=([A-Z][\w’'-]*[\w])\b)")
 _MIN_FUZZY_CHARS = 4
 _FUZZY_CUTOFF = 85.0
@@ -83,6 +86,7 @@ class Catalog:
         # lower-cased -> (most frequent spelling, how often the archive writes it)
         self._names: dict[str, tuple[str, int]] = {}
         self._counts: Counter[str] = Counter()  # how often each spelling is written
+        self._lowercase: Counter[str] = Counter()  # how often a name is written lower-cased
         self._pairs: Counter[tuple[str, str]] = Counter()  # adjacent names ("kaja", "kallas")
         self._recent: OrderedDict[str, list[Passage]] = OrderedDict()  # passages_of's cache
         self._recent_lock = threading.Lock()
@@ -125,6 +129,7 @@ class Catalog:
     def _take(self, groups: Mapping[str, Sequence[StoredChunk]]) -> None:
         """Add these articles' records, and their names to the vocabulary."""
         counts: Counter[str] = Counter()
+        lowercase: Counter[str] = Counter()
         for article_id, group in groups.items():
             self.articles[article_id] = _info(article_id, group[0])
             meta = group[0].metadata
@@ -132,6 +137,7 @@ class Catalog:
             counts.update(_NAME_TOKEN.findall(head + str(meta.get("publisher", ""))))
             for chunk in group:
                 counts.update(_NAME_TOKEN.findall(chunk.text))
+                lowercase.update(_LOWER_TOKEN.findall(chunk.text))
                 self._pairs.update(
                     (a.lower(), b.lower()) for a, b in _NAME_PAIR.findall(chunk.text)
                 )
@@ -142,6 +148,11 @@ class Catalog:
             if self._counts[token] > self._counts[best]:
                 best = token
             self._names[lowered] = (best, total + count)
+        # Lower-cased counts only of words that are also written capitalised: what truecasing
+        # needs, a vocabulary no larger than the names'.
+        for token, count in lowercase.items():
+            if token in self._names:
+                self._lowercase[token] += count
 
     # -- articles -------------------------------------------------------------------------------
 
@@ -234,6 +245,26 @@ class Catalog:
         return passages[0] if passages else None
 
     # -- names ----------------------------------------------------------------------------------
+
+    def truecased(self, question: str) -> str:
+        """``question`` with the names in it capitalised as the archive writes them, when it
+        was typed all in lower case ("what was found on kim jong nam's face?" -> "... Kim Jong
+        Nam's face?"): the question's names, spaCy's entities and the name checks all read
+        capitals. A word counts as a name when the archive writes it capitalised at least
+        80% of the time (so "face", capitalised in headlines, stays as typed). A question
+        with any capital letter is left as the user cased it."""
+        if any(ch.isupper() for ch in question):
+            return question
+
+        def cased(match: re.Match[str]) -> str:
+            word = match.group(0)
+            spelled, capitalised = self._names.get(word, ("", 0))
+            total = capitalised + self._lowercase[word]
+            if not spelled or word in STOPWORDS or capitalised < _PROPER_SHARE * total:
+                return word
+            return spelled
+
+        return _PLAIN_WORD.sub(cased, question)
 
     def knows(self, word: str) -> bool:
         return word.lower() in self._names

@@ -56,6 +56,19 @@ def test_known_names_and_other_names_are_left_alone() -> None:
     assert _meant("Australia") == []
 
 
+def test_a_question_typed_in_lower_case_gets_the_archives_capitals_for_its_names() -> None:
+    catalog = Catalog(
+        [
+            _chunk("k", "Kim Jong Nam died. Police found VX on Kim Jong Nam's face."),
+            _chunk("h", "Face Of The Year. The face of a man. His face was calm."),
+        ]
+    )
+    asked = "what was found on kim jong nam's face? vx?"
+    assert catalog.truecased(asked) == "what was found on Kim Jong Nam's face? VX?"
+    # A question with any capital is the user's own casing.
+    assert catalog.truecased("what did kim say to Trump?") == "what did kim say to Trump?"
+
+
 def test_a_possessive_without_its_apostrophe_mentions_the_name() -> None:
     assert mentions("judge blocks trump's travel ban", "Trumps")
     assert not mentions("judge blocks the travel ban", "Trumps")
