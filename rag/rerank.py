@@ -27,8 +27,14 @@ from rag.schema import Passage
 PRIOR_WEIGHT = 0.2
 
 
-def rerank(judge: AnswerJudge, query: str, passages: Sequence[Passage], k: int) -> list[Passage]:
-    """The ``k`` best of ``passages`` (fused order in), best first by judge + prior."""
+def rerank(
+    judge: AnswerJudge,
+    query: str,
+    passages: Sequence[Passage],
+    k: int,
+    prior: float = PRIOR_WEIGHT,
+) -> list[Passage]:
+    """The ``k`` best of ``passages`` (fused order in), best first by judge + ``prior``."""
     if len(passages) <= 1:
         return list(passages[:k])
     pool = candidates(passages)
@@ -41,7 +47,7 @@ def rerank(judge: AnswerJudge, query: str, passages: Sequence[Passage], k: int) 
     n = len(passages)
 
     def value(i: int) -> float:
-        return best.get(passages[i].chunk_id, 0.0) + PRIOR_WEIGHT * (1.0 - i / (n - 1))
+        return best.get(passages[i].chunk_id, 0.0) + prior * (1.0 - i / (n - 1))
 
     order = sorted(range(n), key=value, reverse=True)
     return [passages[i] for i in order[:k]]

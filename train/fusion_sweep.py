@@ -11,8 +11,10 @@ question sets, each split in two by article (``tune`` to choose on, ``val`` to r
 
 It retrieves each question's dense and BM25 top ``--depth`` once, then fuses them offline in
 every variant of ``VARIANTS`` and prints hit@5, MRR@5 and recall@20 (the pool the judge
-reranks, ``rag.rerank``) per set as a Markdown table, plus ``--json``. It reads the index
-and never writes it. It does not tune the answer judge or the reranker.
+reranks, ``rag.rerank``) per set as a Markdown table, plus ``--json``. The variants marked
+``+ rerank`` then let the answer judge reorder their top ``rerank_depth`` as a fact question's
+retrieval does (``Assistant._retrieve``). It reads the index and never writes it. It does not
+tune the answer judge or the reranker.
 """
 
 from __future__ import annotations
@@ -21,17 +23,21 @@ import argparse
 import hashlib
 import json
 import os
+import pickle
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.analyze import lexical_query
 from rag.assistant import Assistant
 from rag.config import Settings
 from rag.evaluate import _normal
 from rag.fuse import FusionParams, fuse_rankings
-from rag.retrieve import fusion_params
+from rag.rerank import PRIOR_WEIGHT, rerank
+from rag.retrieve import fusion_params, passage_from_chunk
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DIR = ROOT.parent / "shared" / "data" / "squad-train"
@@ -114,7 +120,7 @@ def retrieve_all(assistant: Assistant, probes: Sequence[Probe], depth: int) -> l
         ]
         lexical = [
             (h.chunk.chunk_id, str(h.chunk.metadata.get("article_id", "")), h.score)
-            for h in retriever.lexical.search(probe.question, depth)
+            for h in retriever.lexical.search(lexical_query(probe.question), depth)
         ]
         out.append(Retrieved(dense, lexical))
     return out
@@ -123,13 +129,13 @@ def retrieve_all(assistant: Assistant, probes: Sequence[Probe], depth: int) -> l
 def score(
     probes: Sequence[Probe],
     retrieved: Sequence[Retrieved],
-    ranker: Callable[[Retrieved], list[str]],
+    ranker: Callable[[Probe, Retrieved], list[str]],
     texts: Callable[[str], str],
     articles: dict[str, str],
 ) -> dict[str, float]:
     hits5 = mrr = hits20 = 0.0
     for probe, got in zip(probes, retrieved, strict=True):
-        ranked = ranker(got)[:20]
+        ranked = ranker(probe, got)[:20]
         rank = None
         for i, cid in enumerate(ranked, start=1):
             if probe.article:
@@ -148,10 +154,20 @@ def score(
     return {"hit5": hits5 / n, "mrr": mrr / n, "recall20": hits20 / n}
 
 
+# The variants also scored with the answer judge reranking their top ``rerank_depth``.
+RERANKED = (
+    "shipped (rag.config.Settings)",
+    "dense only",
+    "bm25 only",
+    "rrf k=5 lex=1.5 depth=50",
+    "scores alpha=0.4 depth=20",
+)
+
+
 def variants(depth: int) -> dict[str, FusionParams]:
     """Every fusion tried, by name; the first is what ships."""
     found: dict[str, FusionParams] = {
-        "shipped (rag.config.Settings)": fusion_params(Settings()),
+        "shipped (rag.config.Settings)": fusion_params(Settings().retrieval),
         "dense only": FusionParams(lexical_weight=0.0, depth=depth),
         "bm25 only": FusionParams(dense_weight=0.0, depth=depth),
         "rrf k=60 (old default)": FusionParams(rrf_k=60, depth=30),
@@ -190,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=300, help="questions per set and half")
     parser.add_argument("--json", type=Path, help="also write every score here")
     parser.add_argument(
+        "--cache", type=Path, help="keep the retrieved rankings in this file (and reuse them)"
+    )
+    parser.add_argument("--only", help="score only the variants whose name matches this regex")
+    parser.add_argument(
         "--lexical", default=Settings().lexical, help="the BM25 backend (fts5, bm25s)"
     )
     args = parser.parse_args(argv)
@@ -206,28 +226,64 @@ def main(argv: Sequence[str] | None = None) -> int:
         "news val": news_probes(assistant, args.news_csv, 1, args.limit),
     }
     started = time.perf_counter()
-    retrieved = {name: retrieve_all(assistant, probes, args.depth) for name, probes in sets.items()}
+    if args.cache and args.cache.exists():
+        retrieved = pickle.loads(args.cache.read_bytes())
+    else:
+        retrieved = {n: retrieve_all(assistant, probes, args.depth) for n, probes in sets.items()}
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps(retrieved))
     total = sum(len(p) for p in sets.values())
     print(f"retrieved {total} questions in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
+    by_id = {c.chunk_id: c for c in chunks}
+    judge = assistant.judge()
+    rerank_depth = assistant.settings.retrieval.rerank_depth
+
+    def reranked(prior: float) -> Callable[[Probe, list[str]], list[str]]:
+        def then(probe: Probe, fused: list[str]) -> list[str]:
+            """What ``Assistant._retrieve`` does with a fact question's fused ranking."""
+            pool = [passage_from_chunk(by_id[cid]) for cid in fused[:rerank_depth]]
+            ranked = rerank(judge, probe.question, pool, len(pool), prior)
+            return [p.chunk_id for p in ranked] + fused[rerank_depth:]
+
+        return then
+
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for name, params in variants(args.depth).items():
+    found = variants(args.depth)
+    runs: list[tuple[str, FusionParams, float | None]] = [(n, p, None) for n, p in found.items()]
+    for name in RERANKED:
+        for weight in (PRIOR_WEIGHT, 0.4):
+            runs.append((f"{name} + rerank (prior {weight})", found[name], weight))
+    for name, params, prior in runs:
+        if args.only and not re.search(args.only, name):
+            continue
         results[name] = {
             set_name: score(
                 sets[set_name],
                 retrieved[set_name],
-                lambda got, p=params: fuse_rankings(got.dense, got.lexical, p),  # type: ignore[misc]
+                _ranker(params, None if prior is None else reranked(prior)),
                 texts.__getitem__,
                 articles,
             )
             for set_name in sets
         }
+        print(f"scored {name}", file=sys.stderr, flush=True)
     sizes = ", ".join(f"{name} {len(p)}" for name, p in sets.items())
     print(f"questions: {sizes}")
     print(_table(results, list(sets)))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     return 0
+
+
+def _ranker(
+    params: FusionParams, then: Callable[[Probe, list[str]], list[str]] | None
+) -> Callable[[Probe, Retrieved], list[str]]:
+    def rank(probe: Probe, got: Retrieved) -> list[str]:
+        fused = fuse_rankings(got.dense, got.lexical, params)
+        return then(probe, fused) if then else fused
+
+    return rank
 
 
 def _table(results: dict[str, dict[str, dict[str, float]]], set_names: list[str]) -> str:
