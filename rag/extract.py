@@ -81,6 +81,7 @@ _ANAPHOR = re.compile(
     re.IGNORECASE,
 )
 _QUOTE_MARKS = re.compile(r"[“”\"]")
+_SAY_VERB = re.compile(r"\b(?:say|said|saying|tell|told|quoted|argue|warn|claim)\b", re.I)
 _SPEECH = re.compile(
     r"[“”\"]|\b(?:said|says|told|stated|according to|warned|argued|added|wrote|tweeted"
     r"|declared|insisted|urged|called|asked)\b",
@@ -388,8 +389,14 @@ class ExtractiveAnswerer:
         next sentence when that is where the asked-for fact is."""
         if analysis.wh == "say":
             # The words must be the asked person's: their surname in the sentence or next to it.
+            # The speaker is named before the verb: in "What did the minister say about
+            # Lavrov?" Lavrov is what was talked about, not who talked.
+            verb = _SAY_VERB.search(analysis.question)
+            spoken = analysis.question[: verb.start()] if verb else analysis.question
             surnames = [
-                e.text.split()[-1].lower() for e in analysis.entities if e.label == "PERSON"
+                e.text.split()[-1].lower()
+                for e in analysis.entities
+                if e.label == "PERSON" and e.text in spoken
             ]
             window = " ".join(
                 (

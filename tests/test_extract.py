@@ -445,3 +445,8 @@ def test_an_age_or_a_share_asked_is_not_answered_by_another_figure() -> None:
     assert share.refused  # a number of seats is not a share
     aged = {"judge": (*PROFILE["judge"][:4], ["Judge Derrick Watson, 50, was born in Honolulu."])}
     assert "50" in _furnished_draft("How old is Derrick Watson?", aged).text
+
+
+def test_what_someone_said_about_a_person_needs_the_speaker_not_the_person_talked_about() -> None:
+    draft = ask("What did the senator say about the nominee, Betsy DeVos?", "vote")
+    assert not draft.refused and "least qualified nominee" in draft.text
