@@ -306,6 +306,7 @@ class Assistant:
 
         step = time.perf_counter()
         typed, question = question, self.catalog().truecased(question)
+        history = [self.catalog().truecased(h) for h in history]
         first = self.analyzer.analyze(question)
         if not first.english:
             timings["total"] = _ms_since(started)

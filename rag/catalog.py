@@ -251,20 +251,42 @@ class Catalog:
         was typed all in lower case ("what was found on kim jong nam's face?" -> "... Kim Jong
         Nam's face?"): the question's names, spaCy's entities and the name checks all read
         capitals. A word counts as a name when the archive writes it capitalised at least
-        80% of the time (so "face", capitalised in headlines, stays as typed). A question
-        with any capital letter is left as the user cased it."""
+        80% of the time (so "face", capitalised in headlines, stays as typed); right after a
+        name, half the time will do ("nam" of "Kim Jong-nam"), and so will a misspelling of
+        a name ("chuck bery" -> "Chuck Bery", which the spelling correction then reads).
+        A question with any capital is left as the user cased it."""
         if any(ch.isupper() for ch in question):
             return question
-
-        def cased(match: re.Match[str]) -> str:
+        out: list[str] = []
+        position = 0
+        after_name = False
+        for match in _PLAIN_WORD.finditer(question):
             word = match.group(0)
+            between = question[position : match.start()]
+            position = match.end()
+            after_name = after_name and between.strip() == ""
             spelled, capitalised = self._names.get(word, ("", 0))
-            total = capitalised + self._lowercase[word]
-            if not spelled or word in STOPWORDS or capitalised < _PROPER_SHARE * total:
-                return word
-            return spelled
+            share = capitalised / ((capitalised + self._lowercase[word]) or 1)
+            if word in STOPWORDS or len(word) < 2:
+                name = ""
+            elif spelled and share >= (0.5 if after_name else _PROPER_SHARE):
+                name = spelled
+            elif after_name and not spelled and self._misspells_a_name(word):
+                name = word.capitalize()
+            else:
+                name = ""
+            out.append(between + (name or word))
+            after_name = bool(name)
+        return "".join(out) + question[position:]
 
-        return _PLAIN_WORD.sub(cased, question)
+    def _misspells_a_name(self, word: str) -> bool:
+        """Whether ``word`` is one letter off a word the archive writes as a name."""
+        for correction in self.correct([word.capitalize()]):
+            meant = correction.meant.lower()
+            capitalised = self._names.get(meant, ("", 0))[1]
+            if capitalised >= _PROPER_SHARE * (capitalised + self._lowercase[meant]):
+                return True
+        return False
 
     def knows(self, word: str) -> bool:
         return word.lower() in self._names

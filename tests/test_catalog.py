@@ -19,14 +19,13 @@ def _chunk(article_id: str, text: str) -> StoredChunk:
     return StoredChunk(f"{article_id}-0", text, {"article_id": article_id, "title": "", "index": 0})
 
 
-CATALOG = Catalog(
-    [
-        _chunk("a", "Angela Merkel met Trump. Merkel said talks went well. Merkel left."),
-        _chunk("b", "Senator Jeff Merkley objected. Betsy DeVos was confirmed."),
-        _chunk("c", "Kaja Kallas spoke in Brussels. Austria and Australia signed."),
-        _chunk("d", "Klaas de Vries met Klaas Knot and Klaas Dijkhoff. Klaas spoke."),
-    ]
-)
+CATALOG_CHUNKS = [
+    _chunk("a", "Angela Merkel met Trump. Merkel said talks went well. Merkel left."),
+    _chunk("b", "Senator Jeff Merkley objected. Betsy DeVos was confirmed."),
+    _chunk("c", "Kaja Kallas spoke in Brussels. Austria and Australia signed."),
+    _chunk("d", "Klaas de Vries met Klaas Knot and Klaas Dijkhoff. Klaas spoke."),
+]
+CATALOG = Catalog(CATALOG_CHUNKS)
 
 
 def _meant(name: str) -> list[tuple[str, str]]:
@@ -67,6 +66,14 @@ def test_a_question_typed_in_lower_case_gets_the_archives_capitals_for_its_names
     assert catalog.truecased(asked) == "what was found on Kim Jong Nam's face? VX?"
     # A question with any capital is the user's own casing.
     assert catalog.truecased("what did kim say to Trump?") == "what did kim say to Trump?"
+
+
+def test_a_misspelt_name_after_a_name_is_capitalised_for_the_spelling_correction() -> None:
+    # CATALOG writes Angela Merkel, Betsy DeVos, Kaja Kallas; "Criticism" only opens a line.
+    catalog = Catalog([*CATALOG_CHUNKS, _chunk("e", "Criticism grew. The criticism was loud.")])
+    assert catalog.truecased("what did kaja kalas say?") == "what did Kaja Kalas say?"
+    assert catalog.truecased("did betsy devoss win?") == "did Betsy Devoss win?"
+    assert catalog.truecased("did merkel criticise it?") == "did Merkel criticise it?"
 
 
 def test_a_possessive_without_its_apostrophe_mentions_the_name() -> None:
