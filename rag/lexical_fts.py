@@ -27,14 +27,22 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+from filelock import FileLock, Timeout
+
+from rag import lexical_segment
 from rag.lexical import FilterMatch, LexicalHit, index_terms
+from rag.lexical_segment import Segment, averages, segments_dir
 from rag.store import Metadata, StoredChunk, VectorStore, date_as_int
 
 if TYPE_CHECKING:
@@ -71,7 +79,14 @@ CREATE INDEX IF NOT EXISTS chunks_date ON chunks (date_int);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 (
     terms, content='', tokenize='unicode61 remove_diacritics 0'
 );
+-- Every row deleted, in order: a segment masks those deleted after it was built.
+CREATE TABLE IF NOT EXISTS deleted (seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL);
 """
+# A segment (rag.lexical_segment) is built once the file holds this many rows, and again when
+# the rows after its mark, or those deleted from it, pass this share of the file.
+SEGMENT_MIN_ROWS = 20_000
+SEGMENT_TAIL_SHARE = 0.10
+_SEGMENT_MODES = ("auto", "manual", "off")
 
 
 class FtsIndex:
@@ -79,9 +94,19 @@ class FtsIndex:
 
     name = "fts5"
 
-    def __init__(self, path: Path, store: VectorStore) -> None:
+    def __init__(self, path: Path, store: VectorStore, segments: str | None = None) -> None:
+        """``segments``: "auto" (the default, or ``RAG_FTS_SEGMENT``) ranks the rows up to a
+        segment's mark in numpy and builds segments in the background as the file grows;
+        "manual" uses segments but builds them only when ``build_segment`` is called; "off"
+        ranks with FTS5 alone (the baseline)."""
         self.path = path
         self.store = store
+        self.segments = segments or os.environ.get("RAG_FTS_SEGMENT", "") or "auto"
+        if self.segments not in _SEGMENT_MODES:
+            raise ValueError(f"segments must be one of {_SEGMENT_MODES}, not {self.segments!r}")
+        self._segment: Segment | None = None
+        self._segment_failed = ""  # a segment that would not load (this process ranks without)
+        self._building = threading.Lock()  # held while this process builds one
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self.chunks_read = 0  # chunks read from the store since opened (for tests, benches)
@@ -107,6 +132,12 @@ class FtsIndex:
             db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # Each term's row count over the whole file, for a segment's idf (this connection
+            # only: nothing is written to the file).
+            db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_vocab"
+                " USING fts5vocab(main, 'fts', 'row')"
+            )
             self._local.db = db
         return db
 
@@ -177,6 +208,8 @@ class FtsIndex:
             try:
                 self._follow(version)
                 self._followed = version
+                if self.segments == "auto":
+                    self._maybe_build_segment()
             except sqlite3.OperationalError:
                 raise  # a full disk, a lock held too long: the caller says what was kept
             except sqlite3.DatabaseError as e:
@@ -266,6 +299,7 @@ class FtsIndex:
                     (row_id, " ".join(index_terms(text, str(meta.get("title", ""))))),
                 )
             db.execute("DELETE FROM chunks WHERE id = ?", (row_id,))
+            db.execute("INSERT INTO deleted (id) VALUES (?)", (row_id,))
 
     def _insert(self, chunks: Iterator[StoredChunk]) -> None:
         db = self._db()
@@ -298,6 +332,10 @@ class FtsIndex:
         try:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM fts")  # contentless: the whole index is dropped at once
+            # Row ids start afresh from the store: no segment of the old rows stands.
+            db.execute("DELETE FROM deleted")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('segment', '')")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (uuid.uuid4().hex,))
             self._insert(self.store.iter_chunks())
             db.execute("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)", (repr(started),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (version,))
@@ -325,19 +363,8 @@ class FtsIndex:
         terms = list(dict.fromkeys(index_terms(query)))
         if not terms or k <= 0:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        conditions, values = _conditions(filters)
-        sql = (
-            "SELECT c.chunk_id, c.text, c.metadata, c.sha256, c.article_id, m.score FROM"
-            " (SELECT rowid AS id, bm25(fts) AS score FROM fts WHERE fts MATCH ?"
-            + ("" if conditions else " ORDER BY score LIMIT ?")
-            + ") AS m JOIN chunks AS c ON c.id = m.id"
-            + (" WHERE " + " AND ".join(conditions) if conditions else "")
-            + " ORDER BY m.score LIMIT ?"
-        )
-        params: list[object] = [match, *([] if conditions else [k]), *values, k]
         try:
-            rows = self._db().execute(sql, params).fetchall()
+            rows = self._ranked(terms, k, filters)
         except sqlite3.DatabaseError as e:
             log.warning("the lexical index %s is damaged (%s): rebuilding it", self.path, e)
             with self._write_lock:
@@ -345,7 +372,7 @@ class FtsIndex:
                 self._ensure_schema()
                 self._followed = None
             self.follow()
-            rows = self._db().execute(sql, params).fetchall()
+            rows = self._ranked(terms, k, filters)
         hits: list[LexicalHit] = []
         damaged: list[str] = []
         for chunk_id, text, metadata, digest, article_id, score in rows:
@@ -353,7 +380,7 @@ class FtsIndex:
             if _digest(chunk_id, text, meta) != digest:
                 damaged.append(str(article_id))
                 continue
-            hits.append(LexicalHit(StoredChunk(chunk_id, text, meta), -float(score)))
+            hits.append(LexicalHit(StoredChunk(chunk_id, text, meta), score))
         if damaged:
             log.warning(
                 "the lexical index %s is damaged (rows of %s differ from what was saved):"
@@ -364,6 +391,265 @@ class FtsIndex:
             self.repair(sorted(set(damaged)))
             return self.search(query, k, filters)
         return hits
+
+    def _ranked(
+        self, terms: list[str], k: int, filters: SearchFilters | None
+    ) -> list[tuple[str, str, str, str, str, float]]:
+        """The top ``k`` rows (chunk id, text, metadata, digest, article id, score), best
+        first, read in one snapshot of the file: the segment's rows ranked in numpy, the rows
+        after its mark by FTS5 (all of them by FTS5 when there is no segment)."""
+        db = self._db()
+        db.execute("BEGIN")  # one snapshot: the segment pointer, deletions, tail and rows
+        try:
+            segment = self._current_segment() if self.segments != "off" else None
+            if segment is None:
+                return [(*r[:5], -float(r[5])) for r in self._fts_top(terms, k, filters, 0)]
+            ranked: list[tuple[float, int, tuple[object, ...] | None]] = [
+                (s, i, None) for s, i in self._segment_top(segment, terms, k, filters)
+            ]
+            tail = self._fts_top(terms, k, filters, segment.mark)
+            ranked.extend((-float(r[5]), int(r[6]), r) for r in tail)
+            ranked.sort(key=lambda x: (-x[0], x[1]))
+            best = ranked[:k]
+            wanted = [i for _, i, r in best if r is None]
+            found: dict[int, tuple[object, ...]] = {}
+            if wanted:
+                marks = ",".join("?" * len(wanted))
+                for row in db.execute(
+                    "SELECT c.chunk_id, c.text, c.metadata, c.sha256, c.article_id, 0, c.id"
+                    f" FROM chunks AS c WHERE c.id IN ({marks})",
+                    wanted,
+                ):
+                    found[int(row[6])] = row
+            out: list[tuple[str, str, str, str, str, float]] = []
+            for score, row_id, row in best:
+                row = row if row is not None else found.get(row_id)
+                if row is not None:  # a row deleted in this snapshot is masked; never absent
+                    out.append((*row[:5], score))  # type: ignore[arg-type]
+            return out
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # a damaged file: the caller rebuilds it
+                db.execute("COMMIT")
+
+    def _fts_top(
+        self, terms: list[str], k: int, filters: SearchFilters | None, after: int
+    ) -> list[tuple[str, str, str, str, str, float, int]]:
+        """FTS5's top ``k`` of the rows with ``id > after``, by its ``bm25()`` (negative)."""
+        match = " OR ".join(_quoted(t) for t in terms)
+        conditions, values = _conditions(filters)
+        sql = (
+            "SELECT c.chunk_id, c.text, c.metadata, c.sha256, c.article_id, m.score, c.id FROM"
+            " (SELECT rowid AS id, bm25(fts) AS score FROM fts WHERE fts MATCH ?"
+            + (" AND rowid > ?" if after else "")
+            + ("" if conditions else " ORDER BY score LIMIT ?")
+            + ") AS m JOIN chunks AS c ON c.id = m.id"
+            + (" WHERE " + " AND ".join(conditions) if conditions else "")
+            + " ORDER BY m.score LIMIT ?"
+        )
+        params: list[object] = [
+            match,
+            *([after] if after else []),
+            *([] if conditions else [k]),
+            *values,
+            k,
+        ]
+        return self._db().execute(sql, params).fetchall()
+
+    def _segment_top(
+        self, segment: Segment, terms: list[str], k: int, filters: SearchFilters | None
+    ) -> list[tuple[float, int]]:
+        """The segment's top ``k`` (score, row id) that ``filters`` accept, scored as FTS5's
+        ``bm25()`` scores them over the whole current file."""
+        db = self._db()
+        rows, tokens = averages(db)
+        if rows <= 0 or segment.rows == 0:
+            return []
+        avgdl = tokens / rows
+        scores = np.zeros(segment.rows, dtype=np.float64)
+        for term in terms:
+            if lexical_segment.in_segment(term):
+                found = segment.postings(term)
+                if found is None:
+                    continue  # no segment row holds it
+                hits = db.execute(
+                    "SELECT doc FROM temp.fts_vocab WHERE term = ?", (term,)
+                ).fetchone()
+                positions, tf = found
+                scores[positions] += lexical_segment.term_scores(
+                    lexical_segment.idf(rows, int(hits[0]) if hits else 0),
+                    tf.astype(np.float64),
+                    segment.dl[positions].astype(np.float64),
+                    avgdl,
+                )
+            else:  # a phrase to FTS5, or a term the segment does not hold: FTS5 scores it
+                matched = db.execute(
+                    "SELECT rowid, bm25(fts) FROM fts WHERE fts MATCH ? AND rowid <= ?",
+                    (_quoted(term), segment.mark),
+                ).fetchall()
+                if matched:
+                    ids = np.fromiter((r[0] for r in matched), np.int64, len(matched))
+                    share = -np.fromiter((r[1] for r in matched), np.float64, len(matched))
+                    at = np.searchsorted(segment.ids, ids)
+                    held = at < segment.rows
+                    held[held] = segment.ids[at[held]] == ids[held]
+                    scores[at[held]] += share[held]
+        hit = np.flatnonzero(scores)
+        hit = hit[~segment.deleted[hit]]
+        if filters is not None and not filters.empty and len(hit):
+            hit = hit[self._segment_mask(segment, hit, filters)]
+        if not len(hit):
+            return []
+        values = scores[hit]
+        if len(hit) > k:  # the k best, and all tied with the k-th (ties go by row id)
+            kth = np.partition(values, len(values) - k)[len(values) - k]
+            keep = values >= kth
+            hit, values = hit[keep], values[keep]
+        order = np.lexsort((segment.ids[hit], -values))[:k]
+        return [(float(values[i]), int(segment.ids[hit[i]])) for i in order]
+
+    def _segment_mask(
+        self, segment: Segment, hit: np.ndarray, filters: SearchFilters
+    ) -> np.ndarray:
+        """Which of the segment positions ``hit`` ``filters`` accept: numpy on its field
+        arrays; article ids (a filter names few) through SQL."""
+        keep = np.ones(len(hit), dtype=bool)
+        for codes, field, wanted in (
+            (segment.authors, segment.author, filters.authors),
+            (segment.publishers, segment.publisher, filters.publishers),
+        ):
+            if wanted:
+                keep &= np.isin(field[hit], [codes[w] for w in wanted if w in codes])
+        if filters.date_from:
+            keep &= segment.date[hit] >= date_as_int(filters.date_from)
+        if filters.date_to:
+            keep &= segment.date[hit] <= date_as_int(filters.date_to)
+        if filters.article_ids:
+            ids: list[int] = []
+            for batch in _batches(list(filters.article_ids)):
+                marks = ",".join("?" * len(batch))
+                ids.extend(
+                    int(r[0])
+                    for r in self._db().execute(
+                        f"SELECT id FROM chunks WHERE article_id IN ({marks}) AND id <= ?",
+                        [*batch, segment.mark],
+                    )
+                )
+            keep &= np.isin(segment.ids[hit], np.asarray(ids, dtype=np.int64))
+        return keep
+
+    # -- the segment ----------------------------------------------------------------------------
+
+    @property
+    def segment_name(self) -> str:
+        """The segment the file points at ("" when none)."""
+        return self._meta("segment")
+
+    def _current_segment(self) -> Segment | None:
+        """The segment the file points at (inside the caller's read transaction), loaded once
+        per process and brought up to date with the rows deleted since; None when there is
+        none, or it would not load (then FTS5 ranks every row, as before segments)."""
+        name = self._meta("segment")
+        segment = self._segment
+        if not name or name == self._segment_failed:
+            return None
+        if segment is None or segment.name != name:
+            try:
+                segment = Segment.load(segments_dir(self.path) / name)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                log.warning(
+                    "the lexical segment %s of %s would not load (%s): FTS5 ranks every row"
+                    " until the next one is built",
+                    name,
+                    self.path,
+                    e,
+                )
+                self._segment_failed = name
+                return None
+            self._segment = segment
+        segment.apply_deletions(self._db())
+        return segment
+
+    def _maybe_build_segment(self) -> None:
+        """Start a background build when the file has grown past its segment (or has none
+        and is large enough): the rows after its mark, or those deleted from it, are more
+        than ``SEGMENT_TAIL_SHARE`` of the file."""
+        db = self._db()
+        rows, _ = averages(db)
+        if rows < SEGMENT_MIN_ROWS or self._building.locked():
+            return
+        mark, since = 0, 0
+        db.execute("BEGIN")
+        try:
+            segment = self._current_segment()
+            if segment is not None:
+                mark, since = segment.mark, segment.deleted_seq
+            tail = int(
+                db.execute("SELECT count(*) FROM chunks WHERE id > ?", (mark,)).fetchone()[0]
+            )
+            gone = int(
+                db.execute(
+                    "SELECT count(*) FROM deleted WHERE seq > ? AND id <= ?", (since, mark)
+                ).fetchone()[0]
+            )
+        finally:
+            db.execute("COMMIT")
+        if segment is None or max(tail, gone) > SEGMENT_TAIL_SHARE * rows:
+            threading.Thread(
+                target=self._build_quietly, name="lexical-segment", daemon=True
+            ).start()
+
+    def _build_quietly(self) -> None:
+        try:
+            self.build_segment(wait=False)
+        except Exception as e:  # a background build that fails leaves the last segment
+            log.warning("the lexical segment of %s was not built: %s", self.path, e)
+        finally:
+            self.close()  # this thread's connection
+
+    def build_segment(self, wait: bool = True) -> dict[str, float]:
+        """Build a segment of every row the file holds now and point the file at it (other
+        processes load it at their next search); figures of the build. Searches go on
+        meanwhile. One process builds at a time (a file lock); ``wait=False`` returns {}
+        when another is building."""
+        folder = segments_dir(self.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not self._building.acquire(blocking=wait):
+            return {}
+        try:
+            with FileLock(str(folder / ".lock"), timeout=-1 if wait else 0):
+                epoch = self._meta("epoch")
+                name, figures = lexical_segment.build(self.path)
+                manifest = json.loads((folder / name / "manifest.json").read_text("utf-8"))
+                db = self._db()
+                with self._write_lock:
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        if self._meta("epoch") != epoch:  # rebuilt meanwhile: ids are new
+                            db.execute("ROLLBACK")
+                            shutil.rmtree(folder / name, ignore_errors=True)
+                            return {}
+                        db.execute("INSERT OR REPLACE INTO meta VALUES ('segment', ?)", (name,))
+                        # Every search reads the pointer in its snapshot: none needs the
+                        # deletions that the new segment already left out.
+                        db.execute(
+                            "DELETE FROM deleted WHERE seq <= ?", (int(manifest["deleted_seq"]),)
+                        )
+                        db.execute("COMMIT")
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                lexical_segment.remove_old(self.path, name)
+                log.info(
+                    "lexical segment %s: %d rows in %.1f s",
+                    name,
+                    figures["rows"],
+                    figures["build_s"],
+                )
+                return figures
+        except Timeout:
+            return {}
+        finally:
+            self._building.release()
 
     def matching(self, filters: SearchFilters, limit: int) -> FilterMatch:
         conditions, values = _conditions(filters)
@@ -500,6 +786,11 @@ def _conditions(filters: SearchFilters | None) -> tuple[list[str], list[object]]
         conditions.append("c.date_int <= ?")
         values.append(date_as_int(filters.date_to))
     return conditions, values
+
+
+def _quoted(term: str) -> str:
+    """``term`` as one FTS5 phrase (FTS5 tokenizes it as it tokenized the rows)."""
+    return '"' + term.replace('"', '""') + '"'
 
 
 def _batches(items: Sequence[str]) -> Iterator[list[str]]:
