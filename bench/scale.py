@@ -42,7 +42,8 @@ from bench.common import ENV, ROOT, percentile
 from rag.config import Settings
 from rag.embed import Vectors, create_embedder, register_embedder
 from rag.index import Indexer
-from rag.lexical import open_lexical
+from rag.lexical import fts_path, open_lexical
+from rag.lexical_fts import FtsIndex
 from rag.retrieve import HybridRetriever, SearchFilters
 from rag.schema import Article
 from rag.stores.chroma import ChromaStore
@@ -181,8 +182,14 @@ def build(
         print(f"stored {have} chunks ({rate:.0f}/s)", file=sys.stderr, flush=True)
     store.bump_version()
     built = time.perf_counter()
-    open_lexical(settings.index, store)
-    return {"store_build_s": built - started, "lexical_build_s": time.perf_counter() - built}
+    lexical = open_lexical(settings.index, store)
+    results = {"store_build_s": built - started, "lexical_build_s": time.perf_counter() - built}
+    if isinstance(lexical, FtsIndex) and lexical.segments != "off":
+        # The numpy segment of every row (rag.lexical_segment), built now and timed apart
+        # (the bench runs with RAG_FTS_SEGMENT=manual: no background build during timings).
+        figures = lexical.build_segment()
+        results.update({f"segment_{k}": v for k, v in figures.items()})
+    return results
 
 
 def timed(calls: Sequence[Any]) -> list[float]:
@@ -224,9 +231,14 @@ def measure(settings: Settings, sentences: Sequence[str], queries: int) -> dict[
         )
         for i in range(len(asked))
     ]
+    rss_before = rss_mb()
     for q in asked[:5]:  # warm: first reads of the files and segments
         retriever.search(q)
     results: dict[str, Any] = {"chunks": store.count(), "queries": len(asked)}
+    if isinstance(lexical, FtsIndex):
+        results["segment"] = lexical.segment_name
+        results["rss_mb_segment_loaded_delta"] = rss_mb() - rss_before
+        results.update(fts5_only(settings, store, embedder, asked, filters))
     results["lexical_open_ms"] = timed([lambda: open_lexical(settings.index, store)])[0]
     results.update(summary("dense", timed([lambda v=v: store.query(v, n) for v in vectors])))
     results.update(summary("lexical", timed([lambda q=q: lexical.search(q, n) for q in asked])))
@@ -288,6 +300,42 @@ def measure(settings: Settings, sentences: Sequence[str], queries: int) -> dict[
                     for q, f in zip(asked, filters, strict=True)
                 ]
             ),
+        )
+    )
+    return results
+
+
+def fts5_only(
+    settings: Settings,
+    store: ChromaStore,
+    embedder: Any,
+    asked: Sequence[str],
+    filters: Sequence[SearchFilters],
+) -> dict[str, float]:
+    """The baseline in the same run: the same file ranked by FTS5 alone (no segment)."""
+    lexical = FtsIndex(fts_path(settings.index), store, segments="off")
+    retriever = HybridRetriever(settings.retrieval, embedder, store, lexical)
+    n = settings.retrieval.candidates
+    for q in asked[:5]:
+        retriever.search(q)
+    pairs = list(zip(asked, filters, strict=True))
+    results: dict[str, float] = {}
+    results.update(
+        summary("fts5_only_lexical", timed([lambda q=q: lexical.search(q, n) for q in asked]))
+    )
+    results.update(
+        summary("fts5_only_hybrid", timed([lambda q=q: retriever.search(q) for q in asked]))
+    )
+    results.update(
+        summary(
+            "fts5_only_filtered",
+            timed([lambda q=q, f=f: retriever.search(q, filters=f) for q, f in pairs]),
+        )
+    )
+    results.update(
+        summary(
+            "fts5_only_filtered_lexical",
+            timed([lambda q=q, f=f: lexical.search(q, n, f) for q, f in pairs]),
         )
     )
     return results
@@ -422,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     _register(args.dim)
+    # Segments are built by build() and timed there, never in the background mid-timing.
+    os.environ.setdefault("RAG_FTS_SEGMENT", "manual")
     if args.replica:
         return replica_main(args.data_dir, args.lexical, args.refresh_s)
     temporary = args.data_dir is None

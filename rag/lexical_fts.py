@@ -555,7 +555,7 @@ class FtsIndex:
         if segment is None or segment.name != name:
             try:
                 segment = Segment.load(segments_dir(self.path) / name)
-            except (OSError, ValueError, KeyError, TypeError) as e:
+            except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
                 log.warning(
                     "the lexical segment %s of %s would not load (%s): FTS5 ranks every row"
                     " until the next one is built",
