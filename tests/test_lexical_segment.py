@@ -63,7 +63,8 @@ def _delete(index: FtsIndex, article_ids: list[str]) -> None:
     marks = ",".join("?" * len(article_ids))
     index._delete_rows(
         db.execute(
-            f"SELECT id, chunk_id, text, metadata, sha256 FROM chunks WHERE article_id IN ({marks})",
+            "SELECT id, chunk_id, text, metadata, sha256 FROM chunks"
+            f" WHERE article_id IN ({marks})",
             article_ids,
         ).fetchall()
     )
