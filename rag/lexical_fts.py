@@ -14,6 +14,17 @@ processes on one data dir share the file (WAL mode: readers never wait for the w
 replicas with data dirs of their own each follow the change log of the shared store. A file
 that is missing, of another format or unreadable is built afresh from the store, once.
 
+Ranking: FTS5's ``bm25()`` costs about 10 us for each row that matches any query term, so
+once the file holds ``SEGMENT_MIN_ROWS`` rows the rows up to a mark are ranked from a frozen
+numpy segment (``rag.lexical_segment``: FTS5's own postings and lengths, its exact formula and
+statistics) and only the rows after the mark by FTS5 (``rowid > mark``), merged; rows deleted
+since the segment was built are recorded in ``deleted`` and masked. A new segment is built in
+a background thread (one process at a time, under a file lock) when the rows after the mark,
+or those deleted from the segment, pass ``SEGMENT_TAIL_SHARE`` of the file: into a new folder,
+then ``meta``'s pointer is switched; every search reads the pointer in its own snapshot, so
+each process moves to the new one at its next search. ``RAG_FTS_SEGMENT=off`` ranks with FTS5
+alone; ``manual`` builds only on ``build_segment``. Adding an article still costs the article.
+
 Answers quote these rows, so they are checked like records: each row holds the SHA-256 of its
 chunk id, text and metadata, checked on every hit returned; a row that differs (an edited
 quote) is never returned, and its article is read again from the store, with a log line. The
@@ -121,6 +132,8 @@ class FtsIndex:
         """The index in ``path``, brought up to date with ``store``."""
         index = cls(path, store)
         index.follow()
+        if index.segments == "auto":  # a file that has not changed may still want one
+            index._maybe_build_segment()
         return index
 
     # -- connection -----------------------------------------------------------------------------
