@@ -133,7 +133,7 @@ class FtsIndex:
         index = cls(path, store)
         index.follow()
         if index.segments == "auto":  # a file that has not changed may still want one
-            index._maybe_build_segment()
+            index._maybe_build_segment()  # (a second call while one builds returns at once)
         return index
 
     # -- connection -----------------------------------------------------------------------------
@@ -221,8 +221,6 @@ class FtsIndex:
             try:
                 self._follow(version)
                 self._followed = version
-                if self.segments == "auto":
-                    self._maybe_build_segment()
             except sqlite3.OperationalError:
                 raise  # a full disk, a lock held too long: the caller says what was kept
             except sqlite3.DatabaseError as e:
@@ -231,6 +229,8 @@ class FtsIndex:
                 self._ensure_schema()
                 self._follow(version)
                 self._followed = version
+        if self.segments == "auto":
+            self._maybe_build_segment()
 
     def _follow(self, version: str) -> None:
         db = self._db()
@@ -585,7 +585,14 @@ class FtsIndex:
     def _maybe_build_segment(self) -> None:
         """Start a background build when the file has grown past its segment (or has none
         and is large enough): the rows after its mark, or those deleted from it, are more
-        than ``SEGMENT_TAIL_SHARE`` of the file."""
+        than ``SEGMENT_TAIL_SHARE`` of the file. A failed check is logged, never raised: the
+        index serves without a new segment."""
+        try:
+            self._check_segment()
+        except sqlite3.Error as e:
+            log.warning("the lexical segment of %s was not checked: %s", self.path, e)
+
+    def _check_segment(self) -> None:
         db = self._db()
         rows, _ = averages(db)
         if rows < SEGMENT_MIN_ROWS or self._building.locked():
