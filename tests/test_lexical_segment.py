@@ -283,3 +283,5 @@ def test_a_growing_file_builds_its_segment_in_the_background(
     while index.segment_name == first and time.monotonic() < deadline:
         time.sleep(0.05)
     assert index.segment_name != first
+    while index._building.locked():  # the build thread's last steps (pruning, closing)
+        time.sleep(0.05)
