@@ -223,8 +223,8 @@ def build(
         )
         del fields
         names: list[str] = []
-        post_term = array("i")
-        post_doc = array("q")
+        starts = array("q")  # where each held term's postings start (terms come in order)
+        post_doc = array("i" if mark < 2**31 else "q")
         post_tf = array("H")
         current: str | None = None
         held = False
@@ -235,6 +235,7 @@ def build(
                 held = _SIMPLE.fullmatch(term) is not None
                 if held:
                     names.append(term)
+                    starts.append(len(post_doc))
             if not held:
                 continue
             if doc == last_doc:
@@ -242,43 +243,54 @@ def build(
                     post_tf[-1] += 1
             else:
                 last_doc = doc
-                post_term.append(len(names) - 1)
                 post_doc.append(doc)
                 post_tf.append(1)
+        starts.append(len(post_doc))
         db.execute("COMMIT")
     finally:
         db.close()
     read_s = time.perf_counter() - started
     if progress:
         progress(f"segment: {len(ids)} rows, {len(post_doc)} postings read in {read_s:.1f} s")
-    docs = np.frombuffer(post_doc, dtype=np.int64)
-    positions = np.searchsorted(ids, docs)
-    # Entries of rows no longer in ``chunks`` (a damaged row deleted without its terms) stay
-    # out; FTS5 still counts them in its n and N, as bm25() does.
-    kept = positions < len(ids)
-    kept[kept] = ids[positions[kept]] == docs[kept]
-    post_pos = positions[kept].astype(np.int32)
-    tf = np.frombuffer(post_tf, dtype=np.uint16)[kept]
-    term_of = np.frombuffer(post_term, dtype=np.int32)[kept]
-    # CSC: the terms in byte order, each one's postings together (row order kept).
+    # Row ids to positions, a slice at a time (the postings are the bulk of the memory).
+    docs = np.frombuffer(post_doc, dtype=np.int32 if post_doc.typecode == "i" else np.int64)
+    post_pos = np.empty(len(docs), dtype=np.int32)
+    kept = np.empty(len(docs), dtype=bool)
+    for lo in range(0, len(docs), 1 << 23):
+        part = docs[lo : lo + (1 << 23)]
+        at = np.minimum(np.searchsorted(ids, part), max(len(ids) - 1, 0))
+        kept[lo : lo + len(part)] = ids[at] == part if len(ids) else False
+        post_pos[lo : lo + len(part)] = at
+    del docs, post_doc
+    tf = np.frombuffer(post_tf, dtype=np.uint16)
+    offsets = np.frombuffer(starts, dtype=np.int64)
+    if not kept.all():
+        # Entries of rows no longer in ``chunks`` (a damaged row deleted without its terms)
+        # stay out; FTS5 still counts them in its n and N, as bm25() does.
+        before = np.concatenate(([0], np.cumsum(kept, dtype=np.int64)))
+        offsets = before[offsets]
+        post_pos, tf = post_pos[kept], tf[kept]
+    del kept
+    # CSC: terms in byte order, each one's postings together. FTS5 hands its terms over in
+    # that order; should it not, the terms are sorted and their postings moved with them.
     terms = np.array(names, dtype=f"S{_MAX_TERM}") if names else np.zeros(0, "S1")
-    order = np.argsort(terms, kind="stable")
-    rank = np.empty(len(terms), dtype=np.int32)
-    rank[order] = np.arange(len(terms), dtype=np.int32)
-    term_of = rank[term_of]
-    by_term = np.argsort(term_of, kind="stable")
-    offsets = np.zeros(len(terms) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(term_of, minlength=len(terms)), out=offsets[1:])
+    if len(terms) > 1 and not bool(np.all(terms[1:] > terms[:-1])):
+        order = np.argsort(terms, kind="stable")
+        pieces = [slice(int(offsets[i]), int(offsets[i + 1])) for i in order]
+        post_pos = np.concatenate([post_pos[p] for p in pieces])
+        tf = np.concatenate([tf[p] for p in pieces])
+        terms = terms[order]
+        offsets = np.concatenate(([0], np.cumsum([p.stop - p.start for p in pieces])))
     arrays: dict[str, np.ndarray] = {
         "ids": ids,
         "dl": dl,
         "date": date,
         "author": author,
         "publisher": publisher,
-        "terms": terms[order],
-        "offsets": offsets,
-        "post_pos": post_pos[by_term],
-        "post_tf": tf[by_term],
+        "terms": terms,
+        "offsets": np.asarray(offsets, dtype=np.int64),
+        "post_pos": post_pos,
+        "post_tf": tf,
     }
     manifest = {
         "format": _FORMAT,

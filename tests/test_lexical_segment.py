@@ -20,7 +20,7 @@ from rag.embed import create_embedder
 from rag.index import Indexer
 from rag.lexical import LexicalHit, fts_path, open_lexical
 from rag.lexical_fts import FtsIndex
-from rag.lexical_segment import segments_dir
+from rag.lexical_segment import averages, segments_dir
 from rag.retrieve import SearchFilters
 from rag.schema import Article
 from rag.store import StoredChunk
@@ -285,3 +285,23 @@ def test_a_growing_file_builds_its_segment_in_the_background(
     assert index.segment_name != first
     while index._building.locked():  # the build thread's last steps (pruning, closing)
         time.sleep(0.05)
+
+
+def test_a_damaged_row_deleted_without_its_terms_stays_out_of_the_segment(
+    tmp_path: Path,
+) -> None:
+    """A row whose text was edited is deleted without its terms (they cannot be recomputed):
+    FTS5 keeps counting them, so the segment leaves the row out but ranks with FTS5's n."""
+    rng = random.Random(12)
+    path = tmp_path / "lexical.sqlite"
+    segmented = FtsIndex(path, None, segments="manual")  # type: ignore[arg-type]
+    plain = FtsIndex(path, None, segments="off")  # type: ignore[arg-type]
+    _add(segmented, _articles(rng, 0, 80))
+    segmented._db().execute("UPDATE chunks SET text = text || ' edited' WHERE article_id = 'a4'")
+    _delete(segmented, ["a4"])
+    assert averages(segmented._db())[0] > segmented.count()  # FTS5 still counts its terms
+    figures = segmented.build_segment()
+    assert figures["rows"] == segmented.count()
+    for query in _queries(rng, 20):
+        _same(plain.search(query, 1000), segmented.search(query, 1000))  # every match
+        assert all(h.chunk.metadata["article_id"] != "a4" for h in segmented.search(query, 50))
