@@ -18,7 +18,7 @@ Ranking: FTS5's ``bm25()`` costs about 10 us for each row that matches any query
 once the file holds ``SEGMENT_MIN_ROWS`` rows the rows up to a mark are ranked from a frozen
 numpy segment (``rag.lexical_segment``: FTS5's own postings and lengths, its exact formula and
 statistics) and only the rows after the mark by FTS5 (``rowid > mark``), merged; rows deleted
-since the segment was built are recorded in ``deleted`` and masked. A new segment is built in
+since the segment was built are recorded in ``deleted_rows`` and masked. A new segment is built in
 a background thread (one process at a time, under a file lock) when the rows after the mark,
 or those deleted from the segment, pass ``SEGMENT_TAIL_SHARE`` of the file: into a new folder,
 then ``meta``'s pointer is switched; every search reads the pointer in its own snapshot, so
@@ -90,8 +90,13 @@ CREATE INDEX IF NOT EXISTS chunks_date ON chunks (date_int);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5 (
     terms, content='', tokenize='unicode61 remove_diacritics 0'
 );
--- Every row deleted, in order: a segment masks those deleted after it was built.
-CREATE TABLE IF NOT EXISTS deleted (seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL);
+-- Every row deleted, in order: a segment masks those deleted after it was built (terms_kept:
+-- a damaged row, deleted without its terms, which FTS5 goes on counting).
+CREATE TABLE IF NOT EXISTS deleted_rows (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER NOT NULL,
+    terms_kept INTEGER NOT NULL
+);
 """
 # A segment (rag.lexical_segment) is built once the file holds this many rows, and again when
 # the rows after its mark, or those deleted from it, pass this share of the file.
@@ -145,12 +150,6 @@ class FtsIndex:
             db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            # Each term's row count over the whole file, for a segment's idf (this connection
-            # only: nothing is written to the file).
-            db.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_vocab"
-                " USING fts5vocab(main, 'fts', 'row')"
-            )
             self._local.db = db
         return db
 
@@ -306,13 +305,16 @@ class FtsIndex:
             # A contentless term index forgets a row given the terms it was indexed with:
             # those of its checked text. A damaged row's entries are left unmatched instead
             # (search joins them to rows, and row ids are never reused).
-            if _digest(chunk_id, text, meta) == digest:
+            intact = _digest(chunk_id, text, meta) == digest
+            if intact:
                 db.execute(
                     "INSERT INTO fts (fts, rowid, terms) VALUES ('delete', ?, ?)",
                     (row_id, " ".join(index_terms(text, str(meta.get("title", ""))))),
                 )
             db.execute("DELETE FROM chunks WHERE id = ?", (row_id,))
-            db.execute("INSERT INTO deleted (id) VALUES (?)", (row_id,))
+            db.execute(
+                "INSERT INTO deleted_rows (id, terms_kept) VALUES (?, ?)", (row_id, int(not intact))
+            )
 
     def _insert(self, chunks: Iterator[StoredChunk]) -> None:
         db = self._db()
@@ -346,7 +348,7 @@ class FtsIndex:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM fts")  # contentless: the whole index is dropped at once
             # Row ids start afresh from the store: no segment of the old rows stands.
-            db.execute("DELETE FROM deleted")
+            db.execute("DELETE FROM deleted_rows")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('segment', '')")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (uuid.uuid4().hex,))
             self._insert(self.store.iter_chunks())
@@ -479,21 +481,27 @@ class FtsIndex:
             return []
         avgdl = tokens / rows
         scores = np.zeros(segment.rows, dtype=np.float64)
+        touched = np.zeros(segment.rows, dtype=bool)
         for term in terms:
             if lexical_segment.in_segment(term):
                 found = segment.postings(term)
                 if found is None:
                     continue  # no segment row holds it
-                hits = db.execute(
-                    "SELECT doc FROM temp.fts_vocab WHERE term = ?", (term,)
-                ).fetchone()
-                positions, tf = found
+                positions, tf, df = found
+                # FTS5's n for the whole file: the segment's rows that had the term when it was
+                # built, less those deleted since (with their terms), plus the tail's.
+                tail = db.execute(
+                    "SELECT count(*) FROM fts WHERE fts MATCH ? AND rowid > ?",
+                    (_quoted(term), segment.mark),
+                ).fetchone()[0]
+                n = df - int(np.count_nonzero(segment.unindexed[positions])) + int(tail)
                 scores[positions] += lexical_segment.term_scores(
-                    lexical_segment.idf(rows, int(hits[0]) if hits else 0),
+                    lexical_segment.idf(rows, n),
                     tf.astype(np.float64),
                     segment.dl[positions].astype(np.float64),
                     avgdl,
                 )
+                touched[positions] = True
             else:  # a phrase to FTS5, or a term the segment does not hold: FTS5 scores it
                 matched = db.execute(
                     "SELECT rowid, bm25(fts) FROM fts WHERE fts MATCH ? AND rowid <= ?",
@@ -506,7 +514,8 @@ class FtsIndex:
                     held = at < segment.rows
                     held[held] = segment.ids[at[held]] == ids[held]
                     scores[at[held]] += share[held]
-        hit = np.flatnonzero(scores)
+                    touched[at[held]] = True
+        hit = np.flatnonzero(touched)
         hit = hit[~segment.deleted[hit]]
         if filters is not None and not filters.empty and len(hit):
             hit = hit[self._segment_mask(segment, hit, filters)]
@@ -608,7 +617,7 @@ class FtsIndex:
             )
             gone = int(
                 db.execute(
-                    "SELECT count(*) FROM deleted WHERE seq > ? AND id <= ?", (since, mark)
+                    "SELECT count(*) FROM deleted_rows WHERE seq > ? AND id <= ?", (since, mark)
                 ).fetchone()[0]
             )
         finally:
@@ -652,7 +661,8 @@ class FtsIndex:
                         # Every search reads the pointer in its snapshot: none needs the
                         # deletions that the new segment already left out.
                         db.execute(
-                            "DELETE FROM deleted WHERE seq <= ?", (int(manifest["deleted_seq"]),)
+                            "DELETE FROM deleted_rows WHERE seq <= ?",
+                            (int(manifest["deleted_seq"]),),
                         )
                         db.execute("COMMIT")
                     except BaseException:

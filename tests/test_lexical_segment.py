@@ -305,3 +305,10 @@ def test_a_damaged_row_deleted_without_its_terms_stays_out_of_the_segment(
     for query in _queries(rng, 20):
         _same(plain.search(query, 1000), segmented.search(query, 1000))  # every match
         assert all(h.chunk.metadata["article_id"] != "a4" for h in segmented.search(query, 50))
+    # The same after the build: masked from results, still in FTS5's n; and a clean delete.
+    segmented._db().execute("UPDATE chunks SET text = text || ' edited' WHERE article_id = 'a9'")
+    _delete(segmented, ["a9", "a11"])
+    for query in _queries(rng, 20):
+        _same(plain.search(query, 1000), segmented.search(query, 1000))
+        found = {h.chunk.metadata["article_id"] for h in segmented.search(query, 50)}
+        assert not found & {"a4", "a9", "a11"}
