@@ -52,6 +52,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from rag import lexical_segment
+from rag.errors import SettingsError
 from rag.lexical import FilterMatch, LexicalHit, index_terms
 from rag.lexical_segment import Segment, averages, segments_dir
 from rag.store import Metadata, StoredChunk, VectorStore, date_as_int
@@ -119,7 +120,9 @@ class FtsIndex:
         self.store = store
         self.segments = segments or os.environ.get("RAG_FTS_SEGMENT", "") or "auto"
         if self.segments not in _SEGMENT_MODES:
-            raise ValueError(f"segments must be one of {_SEGMENT_MODES}, not {self.segments!r}")
+            raise SettingsError(
+                f"RAG_FTS_SEGMENT must be one of {', '.join(_SEGMENT_MODES)}, got {self.segments!r}"
+            )
         self._segment: Segment | None = None
         self._segment_failed = ""  # a segment that would not load (this process ranks without)
         self._building = threading.Lock()  # held while this process builds one
