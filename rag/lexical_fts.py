@@ -18,12 +18,13 @@ Ranking: FTS5's ``bm25()`` costs about 10 us for each row that matches any query
 once the file holds ``SEGMENT_MIN_ROWS`` rows the rows up to a mark are ranked from a frozen
 numpy segment (``rag.lexical_segment``: FTS5's own postings and lengths, its exact formula and
 statistics) and only the rows after the mark by FTS5 (``rowid > mark``), merged; rows deleted
-since the segment was built are recorded in ``deleted_rows`` and masked. A new segment is built in
-a background thread (one process at a time, under a file lock) when the rows after the mark,
-or those deleted from the segment, pass ``SEGMENT_TAIL_SHARE`` of the file: into a new folder,
-then ``meta``'s pointer is switched; every search reads the pointer in its own snapshot, so
-each process moves to the new one at its next search. ``RAG_FTS_SEGMENT=off`` ranks with FTS5
-alone; ``manual`` builds only on ``build_segment``. Adding an article still costs the article.
+since the segment was built are recorded in ``deleted_rows`` and masked. A new segment is
+built in a background thread (one process at a time, under a file lock) when the rows after
+the mark, or those deleted from the segment, pass ``SEGMENT_TAIL_SHARE`` of the file or
+``SEGMENT_TAIL_MAX_ROWS``, whichever is fewer: into a new folder, then ``meta``'s pointer is
+switched; every search reads the pointer in its own snapshot, so each process moves to the
+new one at its next search. ``RAG_FTS_SEGMENT=off`` ranks with FTS5 alone; ``manual`` builds
+only on ``build_segment``. Adding an article still costs the article.
 
 Answers quote these rows, so they are checked like records: each row holds the SHA-256 of its
 chunk id, text and metadata, checked on every hit returned; a row that differs (an edited
@@ -103,6 +104,9 @@ CREATE TABLE IF NOT EXISTS deleted_rows (
 # the rows after its mark, or those deleted from it, pass this share of the file.
 SEGMENT_MIN_ROWS = 20_000
 SEGMENT_TAIL_SHARE = 0.10
+# ... or this many rows, whichever is fewer: FTS5 ranks the tail at ~10 us a matching row, so at
+# 1M rows a 10% tail costs more than the segment (bench/README.md, "The lexical segment").
+SEGMENT_TAIL_MAX_ROWS = 20_000
 _SEGMENT_MODES = ("auto", "manual", "off")
 
 
@@ -597,8 +601,8 @@ class FtsIndex:
     def _maybe_build_segment(self) -> None:
         """Start a background build when the file has grown past its segment (or has none
         and is large enough): the rows after its mark, or those deleted from it, are more
-        than ``SEGMENT_TAIL_SHARE`` of the file. A failed check is logged, never raised: the
-        index serves without a new segment."""
+        than ``SEGMENT_TAIL_SHARE`` of the file or ``SEGMENT_TAIL_MAX_ROWS``. A failed check
+        is logged, never raised: the index serves without a new segment."""
         try:
             self._check_segment()
         except sqlite3.Error as e:
@@ -625,7 +629,8 @@ class FtsIndex:
             )
         finally:
             db.execute("COMMIT")
-        if segment is None or max(tail, gone) > SEGMENT_TAIL_SHARE * rows:
+        limit = min(SEGMENT_TAIL_SHARE * rows, SEGMENT_TAIL_MAX_ROWS)
+        if segment is None or max(tail, gone) > limit:
             threading.Thread(
                 target=self._build_quietly, name="lexical-segment", daemon=True
             ).start()
