@@ -64,13 +64,13 @@ eval: install
 
 # The regression gate CI runs: thresholds just under what the current bot scores, so a drop
 # in retrieval, facts, citations or refusals fails the build. Latency is not gated.
-# Measured 2026-12-01 (session 5: int8 ONNX embedder, judge with the rarer-words features):
-# hit 1.0, MRR 0.939, facts 0.789, validity 1.0, support 1.0, refusals 0.75 (9 of 12),
-# false refusals 0.132 (5 of 38; the earlier judge: 8 of 12 and 3 of 38).
+# Measured 2026-12-02 (session 7: lexical query, truecasing, age/share checks): 40 of 50 right,
+# hit 1.0, MRR 0.939, facts 0.816, validity 1.0, support 1.0, refusals 0.75 (9 of 12),
+# false refusals 0.105 (4 of 38; session 5: facts 0.789, false refusals 0.132).
 eval-gate: EVAL_GATE = --fail-under hit_at_k=0.95 --fail-under mrr=0.92 \
-	--fail-under fact_recall=0.77 --fail-under citation_validity=1.0 \
+	--fail-under fact_recall=0.80 --fail-under citation_validity=1.0 \
 	--fail-under citation_support=0.95 --fail-under refusal_accuracy=0.70 \
-	--fail-over false_refusal_rate=0.14
+	--fail-over false_refusal_rate=0.11
 eval-gate: eval
 
 # SQuAD 2.0 validation articles (eval/squad-split.yaml): an index of the 18 Wikipedia articles,
