@@ -123,7 +123,7 @@ def fts(settings: Settings) -> tuple[Settings, ChromaStore, Indexer]:
     return settings, store, indexer
 
 
-class _CountingReads:
+class CountingReads:
     """Counts the chunks (with text or not) that any code reads from ``ChromaStore``: every
     read of chunks goes through its one paged read, ``_iter_where``."""
 
@@ -150,7 +150,7 @@ def test_adding_one_article_reads_only_that_articles_chunks(
     base = _article(99)
     long_text = "\n\n".join(f"{base.text} Paragraph {i} adds detail." for i in range(12))
     new = Article(base.article_id, base.title, long_text, "Nora Lind")
-    reads = _CountingReads(monkeypatch)
+    reads = CountingReads(monkeypatch)
     report = indexer.sync([new], progress=False)
     assert report.articles_added == 1 and report.total_chunks == archive + report.chunks_embedded
     # The index stage reads what is stored of the one article (nothing yet), and the lexical

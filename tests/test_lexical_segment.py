@@ -25,6 +25,7 @@ from rag.retrieve import SearchFilters
 from rag.schema import Article
 from rag.store import StoredChunk
 from rag.stores.chroma import ChromaStore
+from tests.test_lexical import CountingReads
 
 # Words that stem to distinct terms, a few phrases to FTS5 ("3.5", "long-term") and a word
 # outside ASCII: those are scored by FTS5 over the segment's rows.
@@ -196,19 +197,6 @@ def test_a_segment_that_will_not_load_leaves_fts5_to_rank(
     _same(plain.search(query, 10), FtsIndex(path, None, "manual").search(query, 10))  # type: ignore[arg-type]
 
 
-class _CountingReads:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.chunks = 0
-        real = ChromaStore._iter_where
-
-        def counted(store: ChromaStore, *args: object, **kwargs: object) -> object:
-            for chunk in real(store, *args, **kwargs):  # type: ignore[arg-type]
-                self.chunks += 1
-                yield chunk
-
-        monkeypatch.setattr(ChromaStore, "_iter_where", counted)
-
-
 def _article(n: int, extra: str = "") -> Article:
     return Article(
         f"a{n}",
@@ -231,7 +219,7 @@ def test_with_a_segment_one_article_still_costs_that_article(
     index.build_segment()
     segment = index.segment_name
     plain = FtsIndex(fts_path(settings), store, segments="off")
-    reads = _CountingReads(monkeypatch)
+    reads = CountingReads(monkeypatch)
     report = indexer.sync([_article(99, " A zyxwquorble was seen.")], progress=False)
     assert reads.chunks == report.chunks_embedded > 0  # the new article's chunks, once
     index = open_lexical(settings, store)
