@@ -353,7 +353,9 @@ class FtsIndex:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM chunks")
-            db.execute("DELETE FROM fts")  # contentless: the whole index is dropped at once
+            # Contentless: the whole term index is dropped at once (a plain DELETE is refused
+            # once it holds rows, as it does when two threads or processes rebuild together).
+            db.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
             # Row ids start afresh from the store: no segment of the old rows stands.
             db.execute("DELETE FROM deleted_rows")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('segment', '')")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,19 @@ def test_a_replica_applies_only_what_changed(
     assert replica.chunks_read - before == added  # the removed article costs no read
     assert replica.view() == {(c.chunk_id, c.metadata["article_hash"]) for c in store.iter_chunks()}
     assert not replica.search("Japan India", 5)  # the removed article is gone from it too
+
+
+def test_a_file_that_holds_rows_can_be_rebuilt(
+    fts: tuple[Settings, ChromaStore, Indexer], tmp_path: Path
+) -> None:
+    """Two threads or processes may both find the file behind and rebuild it: the second
+    rebuild drops the first one's terms (a contentless FTS5 table refuses a plain DELETE)."""
+    _, store, _ = fts
+    index = FtsIndex.open(tmp_path / "again" / "lexical.sqlite", store)
+    found = [h.chunk.chunk_id for h in index.search("Japan India", 5)]
+    index._rebuild(store.index_version, time.time())
+    assert [h.chunk.chunk_id for h in index.search("Japan India", 5)] == found
+    assert index.count() == store.count()
 
 
 def test_filters_are_applied_inside_the_index(settings: Settings) -> None:
