@@ -138,7 +138,10 @@ def questions(sentences: Sequence[str], count: int, seed: int) -> list[str]:
 
 
 def settings_for(data_dir: Path, lexical: str) -> Settings:
-    return Settings(data_dir=data_dir, embedding_provider="bench-hash", lexical=lexical)
+    # Segments are built by build() and timed there, never in the background mid-timing.
+    return Settings(
+        data_dir=data_dir, embedding_provider="bench-hash", lexical=lexical, fts_segment="manual"
+    )
 
 
 def build(
@@ -186,7 +189,7 @@ def build(
     results = {"store_build_s": built - started, "lexical_build_s": time.perf_counter() - built}
     if isinstance(lexical, FtsIndex) and lexical.segments != "off":
         # The numpy segment of every row (rag.lexical_segment), built now and timed apart
-        # (the bench runs with RAG_FTS_SEGMENT=manual: no background build during timings).
+        # (the bench's settings say fts_segment=manual: no background build during timings).
         figures = lexical.build_segment()
         results.update({f"segment_{k}": v for k, v in figures.items()})
     return results
@@ -470,8 +473,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     _register(args.dim)
-    # Segments are built by build() and timed there, never in the background mid-timing.
-    os.environ.setdefault("RAG_FTS_SEGMENT", "manual")
     if args.replica:
         return replica_main(args.data_dir, args.lexical, args.refresh_s)
     temporary = args.data_dir is None

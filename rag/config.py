@@ -43,6 +43,7 @@ ENV_VARS: dict[str, str] = {
     "RAG_DENSE_WEIGHT": "dense_weight",
     "RAG_RETRIEVAL": "retrieval",
     "RAG_LEXICAL": "lexical",
+    "RAG_FTS_SEGMENT": "fts_segment",
     "RAG_STORE": "store",
     "RAG_MIN_EVIDENCE": "min_evidence",
     "RAG_SENTENCES_EMBEDDED": "sentences_embedded",
@@ -111,6 +112,9 @@ class IndexSettings:
     chunk_chars: int = 900
     chunk_overlap_sentences: int = 1
     lexical: str = "fts5"  # the BM25 backend, by name in rag.lexical's registry: fts5, bm25s
+    # fts5's numpy segment (rag.lexical_segment): "auto" builds it in the background as the
+    # archive grows, "manual" only on FtsIndex.build_segment(), "off" ranks with FTS5 alone.
+    fts_segment: str = "auto"
     store: str = "chroma"  # the vector store, by name in rag.store's registry
 
     def __post_init__(self) -> None:
@@ -123,6 +127,10 @@ class IndexSettings:
                 f"{_named('chunk_chars')} must be at least 200, got {self.chunk_chars}"
             )
         _at_least_zero(self, "chunk_overlap_sentences", "refresh_interval_s")
+        if self.fts_segment not in ("auto", "manual", "off"):
+            raise SettingsError(
+                f"{_named('fts_segment')} must be auto, manual or off, got {self.fts_segment!r}"
+            )
         if self.chroma_url:
             _check_url("chroma_url", self.chroma_url)
         if not 3 <= len(self.collection) <= 512 or not all(

@@ -156,7 +156,7 @@ def fts_path(settings: IndexSettings) -> Path:
 def _open_fts(settings: IndexSettings, store: VectorStore) -> LexicalSearch:
     from rag.lexical_fts import FtsIndex
 
-    return FtsIndex.open(fts_path(settings), store)
+    return FtsIndex.open(fts_path(settings), store, settings.fts_segment)
 
 
 def _open_bm25s(settings: IndexSettings, store: VectorStore) -> LexicalSearch:

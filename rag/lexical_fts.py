@@ -39,7 +39,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sqlite3
 import threading
@@ -115,17 +114,17 @@ class FtsIndex:
 
     name = "fts5"
 
-    def __init__(self, path: Path, store: VectorStore, segments: str | None = None) -> None:
-        """``segments``: "auto" (the default, or ``RAG_FTS_SEGMENT``) ranks the rows up to a
+    def __init__(self, path: Path, store: VectorStore, segments: str = "auto") -> None:
+        """``segments`` (``IndexSettings.fts_segment``): "auto" ranks the rows up to a
         segment's mark in numpy and builds segments in the background as the file grows;
         "manual" uses segments but builds them only when ``build_segment`` is called; "off"
         ranks with FTS5 alone (the baseline)."""
         self.path = path
         self.store = store
-        self.segments = segments or os.environ.get("RAG_FTS_SEGMENT", "") or "auto"
+        self.segments = segments
         if self.segments not in _SEGMENT_MODES:
             raise SettingsError(
-                f"RAG_FTS_SEGMENT must be one of {', '.join(_SEGMENT_MODES)}, got {self.segments!r}"
+                f"segments must be one of {', '.join(_SEGMENT_MODES)}, got {self.segments!r}"
             )
         self._segment: Segment | None = None
         self._segment_failed = ""  # a segment that would not load (this process ranks without)
@@ -140,9 +139,9 @@ class FtsIndex:
             self._ensure_schema()
 
     @classmethod
-    def open(cls, path: Path, store: VectorStore) -> FtsIndex:
+    def open(cls, path: Path, store: VectorStore, segments: str = "auto") -> FtsIndex:
         """The index in ``path``, brought up to date with ``store``."""
-        index = cls(path, store)
+        index = cls(path, store, segments)
         index.follow()
         if index.segments == "auto":  # a file that has not changed may still want one
             index._maybe_build_segment()  # (a second call while one builds returns at once)

@@ -109,6 +109,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_JUDGE_THRESHOLD": "0.5",
         "RAG_ANSWER_EXTRA_RATIO": "0.7",
         "RAG_LEXICAL": "bm25s",
+        "RAG_FTS_SEGMENT": "off",
         "RAG_STORE": "chroma",
         "RAG_LLM": "openai:gpt-4o-mini",
         "RAG_MAX_CONCURRENT_ASKS": "4",
@@ -131,7 +132,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.rerank_depth == 30
     assert (s.fusion, s.dense_weight) == ("rrf", 0.5)
     assert s.retrieval.retrieval == "lexical"
-    assert s.lexical == "bm25s" and s.store == "chroma"
+    assert s.lexical == "bm25s" and s.store == "chroma" and s.fts_segment == "off"
     assert s.llm.llm == "openai:gpt-4o-mini"
     assert s.min_evidence == 0.5
     assert s.sentences_embedded == 20
@@ -219,6 +220,7 @@ def test_replace_accepts_already_typed_values() -> None:
         ({"frame_ancestors": " "}, "frame_ancestors"),
         ({"collection": "has space"}, "'has space'"),
         ({"collection": "a" * 513}, "a" * 513),
+        ({"fts_segment": "sometimes"}, "'sometimes'"),
     ],
 )
 def test_bad_values_raise_settings_error_naming_the_value(

@@ -209,7 +209,7 @@ def _article(n: int, extra: str = "") -> Article:
 def test_with_a_segment_one_article_still_costs_that_article(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RAG_FTS_SEGMENT", "manual")
+    settings = settings.replace(fts_segment="manual")
     embedder = create_embedder(settings)
     store = ChromaStore.open(settings, embedder.model_id)
     indexer = Indexer(settings, embedder, store)
