@@ -573,8 +573,8 @@ _DEMONYM_SUFFIXES = ("ian", "an", "ese", "ish", "i", "n")
 _COUNTRY_OF = {
     adjective: places[0]
     for adjective, places in DEMONYMS.items()
-    if adjective not in ("american", "asian", "european", "african", "latin american", "western")
-    and adjective not in ("english",)
+    if adjective
+    not in ("american", "asian", "european", "african", "latin american", "western", "english")
 }
 
 

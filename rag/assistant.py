@@ -305,8 +305,9 @@ class Assistant:
         notices: list[str] = []
 
         step = time.perf_counter()
-        typed, question = question, self.catalog().truecased(question)
-        history = [self.catalog().truecased(h) for h in history]
+        catalog = self.catalog()
+        typed, question = question, catalog.truecased(question)
+        history = [catalog.truecased(h) for h in history]
         first = self.analyzer.analyze(question)
         if not first.english:
             timings["total"] = _ms_since(started)

@@ -142,9 +142,9 @@ class FtsIndex:
     def open(cls, path: Path, store: VectorStore, segments: str = "auto") -> FtsIndex:
         """The index in ``path``, brought up to date with ``store``."""
         index = cls(path, store, segments)
-        index.follow()
+        index._catch_up()
         if index.segments == "auto":  # a file that has not changed may still want one
-            index._maybe_build_segment()  # (a second call while one builds returns at once)
+            index._maybe_build_segment()
         return index
 
     # -- connection -----------------------------------------------------------------------------
@@ -218,10 +218,16 @@ class FtsIndex:
         return self
 
     def follow(self) -> None:
-        """Apply what changed in the store since this index last looked."""
+        """Apply what changed in the store since this index last looked (and, after a
+        change, build a new segment in the background when the file has outgrown its own)."""
+        if self._catch_up() and self.segments == "auto":
+            self._maybe_build_segment()
+
+    def _catch_up(self) -> bool:
+        """Apply what changed in the store; whether anything had."""
         version = self.store.index_version
         if self.version == version:
-            return
+            return False
         with self._write_lock:
             try:
                 self._follow(version)
@@ -234,8 +240,7 @@ class FtsIndex:
                 self._ensure_schema()
                 self._follow(version)
                 self._followed = version
-        if self.segments == "auto":
-            self._maybe_build_segment()
+        return True
 
     def _follow(self, version: str) -> None:
         db = self._db()

@@ -179,6 +179,9 @@ def _verb_forms() -> dict[str, tuple[str, ...]]:
     return forms
 
 
+_VERB_FORMS = _verb_forms()
+
+
 def verb_forms(word: str) -> tuple[str, ...]:
     """The other forms of an irregular verb ("grew" -> "grow", "grown"); empty for any other
     word. What a lexical search adds to a question, not to what it indexes."""
@@ -215,6 +218,3 @@ def word_key(text: str) -> tuple[str, ...]:
 def is_furniture(sentence: str) -> bool:
     """Whether ``sentence`` carries site furniture rather than only the article's words."""
     return bool(_FURNITURE.search(sentence))
-
-
-_VERB_FORMS = _verb_forms()
