@@ -182,8 +182,15 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "author",
         re.compile(
-            rf"\bwho (?:wrote|authored|penned|is the (?:author|writer)|was the (?:author|writer))\b"
-            rf"|\b(?:author|writer|byline) of (?:the|this|that)\b"
+            # The article's author, not a poem's or a letter's: "Who wrote the piece on X?",
+            # "Who wrote it?", "Who is the author?"; not "Who wrote the poem The Mask of
+            # Anarchy?" or "Who wrote that defining it is hard?" (facts in the text).
+            rf"\bwho (?:wrote|authored|penned)"
+            rf"(?: (?:the|this|that|an?|their|its) (?:[\w'’-]+ ){{0,3}}?{_PIECE}\b"
+            rf"| (?:it|this|that)?\s*[?.!]*\s*$| about\b)"
+            rf"|\bwho (?:is|was) the (?:author|writer)\s*[?.!]*\s*$"
+            rf"|\b(?:author|writer|byline) of (?:it|this|that)\b"
+            rf"|\b(?:author|writer|byline) of (?:the|this|that|an?) (?:[\w'’-]+ ){{0,3}}?{_PIECE}\b"
             rf"|\bwho is (?:it|this|the {_PIECE}) by\b"
             rf"|\bwhose (?:{_PIECE}|byline)\b|\bwho (?:is|was) the {_PIECE} by\b",
             re.I,
@@ -578,6 +585,26 @@ _COUNTRY_OF = {
 }
 
 
+# The adjectives that name a country ("Japan" -> "japanese", "japanese"s"): the reverse of
+# ``DEMONYMS`` for one-country adjectives, so a question's "US" is found in "American".
+def _adjectives_of() -> dict[str, tuple[str, ...]]:
+    regional = ("asian", "european", "african", "latin american", "western", "english")
+    also: dict[str, tuple[str, ...]] = {
+        "american": ("US", "U.S.", "United States", "America"),
+        "british": ("UK", "U.K.", "United Kingdom"),
+    }
+    found: dict[str, tuple[str, ...]] = {}
+    for adjective, places in DEMONYMS.items():
+        if adjective in regional:
+            continue
+        for place in (places[0], *also.get(adjective, ())):
+            found[place.lower()] = (*found.get(place.lower(), ()), adjective, f"{adjective}s")
+    return found
+
+
+_ADJECTIVES_OF = _adjectives_of()
+
+
 # Words that frame a question about a text rather than name what is asked: "How does the
 # author characterise today's geopolitics?" asks about geopolitics; "characterise" is rare, so
 # BM25 would rank the texts that use it (about anything) first.
@@ -635,11 +662,14 @@ def question_names(question: str) -> list[str]:
 
 def mentions(haystack: str, name: str) -> bool:
     """Whether ``haystack`` (lower-cased) mentions ``name`` or, for a phrase, its last word
-    (a surname, "Kallas" for "Kaja Kallas"), or a known alias; a nationality adjective is
-    mentioned by its places ("Asian" by "Japan")."""
+    (a surname, "Kallas" for "Kaja Kallas") or its words run together ("Le Grande" by
+    "LeGrande"), or a known alias; a nationality adjective is mentioned by its places ("Asian"
+    by "Japan"), and a country by its adjective ("US" by "American", "Japan" by "Japanese")."""
     lowered = name.lower()
     nouns = tuple(p.lower() for p in DEMONYMS.get(lowered, ()))
-    forms = (lowered, *_ALIASES.get(lowered, ()), *nouns)
+    adjectives = _ADJECTIVES_OF.get(lowered, ())
+    joined = (lowered.replace(" ", ""),) if " " in lowered else ()
+    forms = (lowered, *_ALIASES.get(lowered, ()), *nouns, *adjectives, *joined)
     if any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", haystack) for f in forms):
         return True
     last = lowered.split()[-1]

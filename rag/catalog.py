@@ -87,6 +87,7 @@ class Catalog:
         self._names: dict[str, tuple[str, int]] = {}
         self._counts: Counter[str] = Counter()  # how often each spelling is written
         self._lowercase: Counter[str] = Counter()  # how often a name is written lower-cased
+        self._words: set[str] = set()  # every word the archive writes lower-cased ("mark")
         self._pairs: Counter[tuple[str, str]] = Counter()  # adjacent names ("kaja", "kallas")
         self._recent: OrderedDict[str, list[Passage]] = OrderedDict()  # passages_of's cache
         self._recent_lock = threading.Lock()
@@ -120,6 +121,8 @@ class Catalog:
         catalog.articles = {a: i for a, i in self.articles.items() if a in hashes}
         catalog._names = dict(self._names)
         catalog._counts = self._counts.copy()
+        catalog._lowercase = self._lowercase.copy()
+        catalog._words = set(self._words)
         catalog._pairs = self._pairs.copy()
         for i in range(0, len(changed), _ARTICLES_PER_READ):
             batch = changed[i : i + _ARTICLES_PER_READ]
@@ -153,6 +156,7 @@ class Catalog:
         for token, count in lowercase.items():
             if token in self._names:
                 self._lowercase[token] += count
+        self._words.update(lowercase)
 
     # -- articles -------------------------------------------------------------------------------
 
@@ -305,6 +309,7 @@ class Catalog:
                 if (
                     len(lowered) < _MIN_FUZZY_CHARS
                     or lowered in vocabulary
+                    or lowered in self._words  # a word, not a typo: "Mark" is not "Marek"
                     or lowered in STOPWORDS
                     or not word[0].isupper()
                 ):

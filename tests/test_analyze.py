@@ -34,6 +34,12 @@ ANALYZER = QuestionAnalyzer()
         ("What's been written about Geert Wilders?", "broad", "Geert Wilders"),
         ("When did the BBC run its story on the DeVos vote?", "published", "BBC DeVos vote"),
         ("When did the marathon run?", "fact", ""),
+        # The author of something in the text is a fact, not the article's byline.
+        ("Who wrote the poem The Mask of Anarchy?", "fact", ""),
+        ("Who wrote that a definition is hard to give?", "fact", ""),
+        ("Who is the author of Walden?", "fact", ""),
+        ("Who wrote it?", "author", ""),
+        ("Who wrote the Reuters story about the DeVos vote?", "author", "Reuters DeVos vote"),
     ],
 )
 def test_intents_and_topics(question: str, intent: str, topic: str) -> None:

@@ -76,6 +76,20 @@ def test_a_misspelt_name_after_a_name_is_capitalised_for_the_spelling_correction
     assert catalog.truecased("did merkel criticise it?") == "did Merkel criticise it?"
 
 
+def test_a_word_the_archive_writes_in_lower_case_is_not_corrected_to_a_name() -> None:
+    catalog = Catalog([_chunk("a", "Marek Hamsik scored. Each mark counts. Merkel spoke.")])
+    assert [(c.typed, c.meant) for c in catalog.correct(["The Mark of Anarchy"])] == []
+    assert [(c.typed, c.meant) for c in catalog.correct(["Merkle"])] == [("Merkle", "Merkel")]
+
+
+def test_a_country_is_mentioned_by_its_adjective_and_a_phrase_by_its_words_run_together() -> None:
+    assert mentions("the american civil rights movement", "US")
+    assert mentions("japanese officials said", "Japan")
+    assert not mentions("asian officials said", "Japan")  # a region does not name a country
+    assert mentions("legrande writes that", "Le Grande")
+    assert not mentions("the grand tour", "Le Grande")
+
+
 def test_a_possessive_without_its_apostrophe_mentions_the_name() -> None:
     assert mentions("judge blocks trump's travel ban", "Trumps")
     assert not mentions("judge blocks the travel ban", "Trumps")
@@ -127,6 +141,8 @@ def test_a_catalogue_follows_its_index_reading_only_the_articles_that_changed(
     lexical.article_chunks = counting  # type: ignore[method-assign]
     updated = catalog.updated(lexical)
     assert read == ["b"]  # the one new article, not the archive
+    # What it knew of the other articles' words is kept: "day" is a word, not a typo.
+    assert "day" in updated._words and updated._words >= catalog._words
     assert updated.knows("DeVos") and updated.knows("Kallas") and "b" in updated.articles
     assert not catalog.knows("DeVos")  # the old one is left as it was, for readers on it
     assert [p.text for p in updated.passages("b")] == ["Betsy DeVos was confirmed."]
