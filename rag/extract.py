@@ -80,6 +80,16 @@ _ANAPHOR = re.compile(
     r"|however|yet|still|there|here|then|the move|the decision|the plan)\b",
     re.IGNORECASE,
 )
+# An expletive "there" or "it" points at nothing before it: "There have been debates as to
+# ...", "It is usually recognized that ...".
+_EXPLETIVE = re.compile(
+    r"^[\W]*(?:there\s+(?:is|are|was|were|has|have|had|will|would|may|might|can|could"
+    r"|seems?|appears?|remains?)\b"
+    r"|it\s+(?:is|was|has been|had been|would be|seems|appears|remains)\s+(?:\w+ly\s+)?"
+    r"(?:\w+ed|clear|unclear|likely|unlikely|possible|impossible|important|necessary|true"
+    r"|difficult|hard|easy)\s+(?:that|to|whether|how|if)\b)",
+    re.IGNORECASE,
+)
 _QUOTE_MARKS = re.compile(r"[“”\"]")
 _SAY_VERB = re.compile(r"\b(?:say|said|saying|tell|told|quoted|argue|warn|claim)\b", re.I)
 _SPEECH = re.compile(
@@ -467,7 +477,8 @@ class ExtractiveAnswerer:
         one only announces it (an attribution without the words, a colon)."""
         sentence = candidate.sentence
         before, after = candidate.neighbour(candidate.before), candidate.neighbour(candidate.after)
-        if candidate.before and _ANAPHOR.match(sentence) and not is_furniture(before):
+        leans = _ANAPHOR.match(sentence) and not _EXPLETIVE.match(sentence)
+        if candidate.before and leans and not is_furniture(before):
             candidate = replace(candidate, extend_before=True)
         announces = sentence.rstrip().endswith(":") or (
             _ATTRIBUTION.search(sentence)

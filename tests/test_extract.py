@@ -14,7 +14,7 @@ from rag.catalog import Catalog
 from rag.cite import citation_problems
 from rag.config import Settings
 from rag.digest import _central_sentences
-from rag.extract import missing_names
+from rag.extract import ExtractiveAnswerer, candidates, missing_names
 from rag.schema import Answer, Passage
 from rag.store import StoredChunk
 from tests.conftest import HashEmbedder, OverlapJudge
@@ -150,6 +150,19 @@ def test_a_sentence_that_leans_on_the_one_before_is_quoted_with_it() -> None:
     draft = ask("What does forking out billions of euros for digital infrastructure include?", "eu")
     quote = draft.citations[0].quote
     assert quote.startswith("Brussels wants") and "forking out billions" in quote
+
+
+def test_an_expletive_there_or_it_does_not_pull_in_the_sentence_before() -> None:
+    text = (
+        "Courts heard the case in 1999. There have been debates as to whether it must be"
+        " peaceful. It is usually recognized that the act must be public. He said it was not."
+    )
+    passage = Passage("c", "a", text, "", "", "", "", "", 0, len(text), 1.0)
+    analysis = QuestionAnalyzer().analyze("What have debates been about?")
+    quoted = [ExtractiveAnswerer._with_context(c, analysis).quote for c in candidates([passage])]
+    assert quoted[1].startswith("There have been debates")
+    assert quoted[2].startswith("It is usually recognized")
+    assert quoted[3].startswith("It is usually recognized")  # "He said" leans on it
 
 
 def test_a_name_no_passage_mentions_is_declined_and_named() -> None:
