@@ -574,30 +574,33 @@ _POSSESSIVE = re.compile(r"['’]s?$")
 # "Asian" -> "Asia", "European" -> "Europe", "Japanese" -> "Japan": adjectives of place.
 _DEMONYM_SUFFIXES = ("ian", "an", "ese", "ish", "i", "n")
 
+# Adjectives of a region or of more than one country ("Asian", "Western"): they name no
+# one country.
+_REGIONAL = frozenset({"asian", "european", "african", "latin american", "western", "english"})
+
 # The country a nationality adjective stands for, where it stands for one ("Dutch" ->
-# "Netherlands"): a lexical search adds it. Regional adjectives ("Asian") and those whose
-# country is a stopword or a common word ("American" -> "US") add nothing.
+# "Netherlands"): a lexical search adds it. Regional adjectives and those whose country is
+# a stopword or a common word ("American" -> "US") add nothing.
 _COUNTRY_OF = {
     adjective: places[0]
     for adjective, places in DEMONYMS.items()
-    if adjective
-    not in ("american", "asian", "european", "african", "latin american", "western", "english")
+    if adjective not in _REGIONAL and adjective != "american"
 }
 
 
-# The adjectives that name a country ("Japan" -> "japanese", "japanese"s"): the reverse of
-# ``DEMONYMS`` for one-country adjectives, so a question's "US" is found in "American".
+# The adjectives that name a country ("Japan" -> "japanese", "japaneses"; "US" ->
+# "american", "americans"): the reverse of ``DEMONYMS`` for one-country adjectives, so a
+# question's "US" is found in "American".
 def _adjectives_of() -> dict[str, tuple[str, ...]]:
-    regional = ("asian", "european", "african", "latin american", "western", "english")
     also: dict[str, tuple[str, ...]] = {
         "american": ("US", "U.S.", "United States", "America"),
         "british": ("UK", "U.K.", "United Kingdom"),
     }
     found: dict[str, tuple[str, ...]] = {}
     for adjective, places in DEMONYMS.items():
-        if adjective in regional:
+        if adjective in _REGIONAL:
             continue
-        for place in (places[0], *also.get(adjective, ())):
+        for place in dict.fromkeys((places[0], *also.get(adjective, ()))):
             found[place.lower()] = (*found.get(place.lower(), ()), adjective, f"{adjective}s")
     return found
 
