@@ -20,7 +20,6 @@ what it is given. Nothing is ever fetched from a model hub.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from numpy.typing import NDArray
 
 from rag.embed import cpu_session
 from rag.errors import ProviderError
+from rag.files import file_sha256
 
 if TYPE_CHECKING:
     from rag.embed import Embedder
@@ -133,11 +133,7 @@ def create_judge(
 
 def sha256(model_dir: Path = PACKAGED_JUDGE_DIR) -> str:
     """Hex SHA-256 of ``model_dir/model.onnx`` (the value judge.json and the model card carry)."""
-    digest = hashlib.sha256()
-    with (model_dir / "model.onnx").open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(model_dir / "model.onnx")
 
 
 def encode_pairs(

@@ -210,12 +210,6 @@ def combined_scores(sentence: Any, head: Any, rows: NDArray[np.float32]) -> NDAr
     return scale(probabilities, answerable)
 
 
-def sha256_file(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def window_parts(sentence: str, context: str) -> list[str]:
     """The texts whose vectors make a candidate's window: the sentence and the pieces of its
     context (headline, the sentence before, the sentence after), cut by the runtime's splitter.

@@ -28,7 +28,6 @@ store, with a log line that says so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -45,6 +44,7 @@ import numpy as np
 from filelock import FileLock
 
 from rag.errors import SettingsError
+from rag.files import file_sha256
 from rag.store import StoredChunk, VectorStore, date_as_int
 from rag.text import content_terms
 
@@ -419,7 +419,7 @@ def _remove_old_versions(versions: Path, current: str) -> None:
 def _digests(directory: Path) -> dict[str, str]:
     """SHA-256 of every file under ``directory`` (but the manifest), by relative path."""
     return {
-        path.relative_to(directory).as_posix(): _sha256(path)
+        path.relative_to(directory).as_posix(): file_sha256(path)
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != "manifest.json"
     }
@@ -438,11 +438,3 @@ def _damage(directory: Path, manifest: dict[str, object]) -> str:
             return f"{name} differs from what was saved"
     extra = sorted(set(found) - set(recorded))
     return f"{extra[0]} was not saved with it" if extra else ""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

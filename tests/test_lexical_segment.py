@@ -197,6 +197,41 @@ def test_a_segment_that_will_not_load_leaves_fts5_to_rank(
     _same(plain.search(query, 10), FtsIndex(path, None, "manual").search(query, 10))  # type: ignore[arg-type]
 
 
+def test_a_segment_file_changed_after_its_build_is_refused_and_built_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One flipped bit in a postings file keeps every shape and offset valid, so only the
+    build's SHA-256 can tell: the segment is refused, FTS5 ranks, and a new one is built."""
+    monkeypatch.setattr(lexical_fts, "SEGMENT_MIN_ROWS", 50)
+    rng = random.Random(10)
+    path = tmp_path / "lexical.sqlite"
+    writer = FtsIndex(path, None, segments="manual")  # type: ignore[arg-type]
+    plain = FtsIndex(path, None, segments="off")  # type: ignore[arg-type]
+    _add(writer, _articles(rng, 0, 80))
+    writer.build_segment()
+    damaged = writer.segment_name
+    tf = segments_dir(path) / damaged / "post_tf.npy"
+    data = bytearray(tf.read_bytes())
+    data[-1] ^= 0x01  # the last term frequency: a valid .npy with one count changed
+    tf.write_bytes(bytes(data))
+    reader = FtsIndex(path, None, segments="auto")  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="rag.lexical_fts"):
+        for query in _queries(rng, 20):
+            _same(plain.search(query, 10), reader.search(query, 10))
+    assert reader._segment is None
+    assert any("does not match the SHA-256" in r.message for r in caplog.records)
+    reader._maybe_build_segment()  # no segment loads: a new one is built
+    deadline = time.monotonic() + 60
+    while reader.segment_name == damaged and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while reader._building.locked():
+        time.sleep(0.05)
+    assert reader.segment_name != damaged
+    for query in _queries(rng, 20):
+        _same(plain.search(query, 10), reader.search(query, 10))
+    assert reader._segment is not None and reader._segment.name == reader.segment_name
+
+
 def _article(n: int, extra: str = "") -> Article:
     return Article(
         f"a{n}",

