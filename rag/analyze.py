@@ -131,9 +131,13 @@ _WH = (
         ),
     ),
     (
+        # A time: "When did/was/will ...?"; not a condition ("When can oxygen be toxic?",
+        # "When would a person be ...?") or a clause ("When violence is used, what ...?").
         "when",
         re.compile(
-            r"^\W*(?:since |until )?when\b|\b(?:what|which) (?:date|day|year|month|time)\b", re.I
+            r"^\W*(?:since |until )?when(?:\s+(?:did|was|were|is|are|does|do|has|have|had|will)\b"
+            r"|['’]s\b|\W*$)|\b(?:what|which) (?:date|day|year|month|time)\b",
+            re.I,
         ),
     ),
     (
@@ -209,8 +213,12 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "published",
         re.compile(
-            rf"\bwhen (?:was|were|did) (?:the|this|that|these|those|an?)\b.*\b(?:published|written"
-            rf"|posted|released|come out|appear)\b|\b(?:publication|publishing) date\b"
+            # The article's date, not a book's or a study's: "When was the piece on X
+            # published?", "When did it come out?"; not "When did the second edition of the
+            # book come out?" (a fact in the text).
+            rf"\bwhen (?:was|were|did) (?:(?:the|this|that|these|those|an?) (?:[\w'’-]+ ){{0,3}}?"
+            rf"{_PIECE}s?\b|it\b|this\b|that\b|they\b).*\b(?:published|written|posted|released"
+            rf"|come out|appear|run)\b|\b(?:publication|publishing) date\b"
             rf"|\bwhat (?:date|day) (?:was|is) (?:the|this|that) {_PIECE}\b"
             rf"|^\W*when did .*\b(?:run|carry|air|print|post|publish)"
             rf" (?:its|their|the|an?|that|this) (?:\w+ )?{_PIECE}\b"
@@ -263,7 +271,7 @@ _FRAME_WORDS = frozenset(
     authored writer byline published publish publication outlet outlets publication site
     website publisher newspaper paper media broadcaster please overview there is are was were
     this that these those it its short brief and or vs versus with to been run air carry
-    print post""".split()
+    print post posted come came out released appear appeared""".split()
 )
 _PRONOUNS = frozenset(
     "he she him her his hers they them their theirs it its this that these those there".split()
@@ -487,8 +495,20 @@ def _focus(doc: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(term for found in terms for term in found))
 
 
+# A clause before the question proper: "When violence is used, what is it called?", "If the
+# vote fails, who decides?". The question word is the main clause's.
+_LEADING_CLAUSE = re.compile(
+    r"^\W*(?:when|if|once|after|before|while|as|unless)\s+(?!(?:did|was|were|is|are|does|do"
+    r"|has|have|had|will|can|could|would|should|must|may|might)\b)[^,?]+,\s*(?P<rest>\S.*)$",
+    re.I,
+)
+
+
 def question_word(question: str) -> str:
     """The kind of question: who, when, how_many, where, why, how, which, or ""."""
+    clause = _LEADING_CLAUSE.match(question)
+    if clause:
+        question = clause.group("rest")
     for wh, pattern in _WH:
         if pattern.search(question):
             return wh

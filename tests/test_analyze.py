@@ -40,6 +40,11 @@ ANALYZER = QuestionAnalyzer()
         ("Who is the author of Walden?", "fact", ""),
         ("Who wrote it?", "author", ""),
         ("Who wrote the Reuters story about the DeVos vote?", "author", "Reuters DeVos vote"),
+        # The date of something in the text is a fact, not the article's publication date.
+        ("When did the second edition of the book come out?", "fact", ""),
+        ("When was the study on sequenced genomes published?", "fact", ""),
+        ("When was it published?", "published", ""),
+        ("When did the piece come out?", "published", ""),
     ],
 )
 def test_intents_and_topics(question: str, intent: str, topic: str) -> None:
@@ -95,6 +100,30 @@ def test_possessive_outlets_and_differ_are_comparisons_too() -> None:
 def test_question_words_give_the_answer_type(question: str, wh: str, label: str) -> None:
     analysis = ANALYZER.analyze(question)
     assert analysis.wh == wh and label in analysis.answer_types
+
+
+@pytest.mark.parametrize(
+    ("question", "wh"),
+    [
+        ("When will the vote be held?", "when"),
+        ("When's the vote?", "when"),
+        ("Since when has he been minister?", "when"),
+        # A condition, not a time: no date is asked for.
+        ("When can oxygen gas produce a toxic condition?", ""),
+        ("When would a person be considered to be in contempt?", ""),
+        ("When large groups refuse to pay taxes it can be considered?", ""),
+        # A clause before the question: the main clause's question word counts.
+        ("When violence is used, what is civil disobedience sometimes called?", "which"),
+        ("When rich countries trade with poor countries, whose wages increase?", "who"),
+        ("If the vote fails, how many seats does the party lose?", "how_many"),
+        ("After the war ended, when did the troops leave?", "when"),
+        ("When was the treaty signed, and by whom?", "when"),
+    ],
+)
+def test_when_asks_for_a_time_only_as_a_question(question: str, wh: str) -> None:
+    analysis = ANALYZER.analyze(question)
+    assert question_word(question) == analysis.wh == wh
+    assert ("DATE" in analysis.answer_types) == (wh == "when")
 
 
 def test_what_did_someone_say_asks_for_a_statement_not_a_person() -> None:
