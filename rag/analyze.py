@@ -591,6 +591,9 @@ _ALIASES = {
     "artificial intelligence": ("ai",),
 }
 _POSSESSIVE = re.compile(r"['’]s?$")
+_ABBREVIATION = re.compile(
+    r"(?:[A-Za-z]\.){2,}|[A-Z][a-z]{0,2}\.|(?:Inc|Ltd|Corp|Gen|Sen|Rep|Gov|Col|Capt|Sgt)\.", re.I
+)
 # "Asian" -> "Asia", "European" -> "Europe", "Japanese" -> "Japan": adjectives of place.
 _DEMONYM_SUFFIXES = ("ian", "an", "ese", "ish", "i", "n")
 
@@ -672,7 +675,9 @@ def question_names(question: str) -> list[str]:
         )
         if is_name:
             phrase.append(word)
-            if possessive:  # "the EU's International Digital Strategy" names two things
+            # "the EU's International Digital Strategy" names two things; so does "in Nazi
+            # Germany. Citizens ..." (a sentence ends; "U.S." and "Mr." do not end one).
+            if possessive or (token.endswith(".") and not _ABBREVIATION.fullmatch(token)):
                 names.append(" ".join(phrase))
                 phrase = []
         elif phrase:
@@ -715,7 +720,15 @@ def mentions(haystack: str, name: str) -> bool:
         and re.search(rf"(?<!\w){re.escape(lowered[:-1])}(?!\w)", haystack)
     ):
         return True
+    # "PPP" by "PPPs", "Kennedy" by "Kennedys": the text writes the plural (of a word: "1990"
+    # is not "the 1990s").
+    if lowered.isalpha() and re.search(rf"(?<!\w){re.escape(lowered)}e?s(?!\w)", haystack):
+        return True
+    # "Russian" by "Russia"; a short root only as a word of its own ("Jewish" by "Jews",
+    # not by "jewellery").
     places = [lowered[: -len(s)] for s in _DEMONYM_SUFFIXES if lowered.endswith(s)]
     return any(
-        len(place) >= 4 and re.search(rf"(?<!\w){re.escape(place)}", haystack) for place in places
+        (len(place) >= 4 and re.search(rf"(?<!\w){re.escape(place)}", haystack))
+        or (len(place) == 3 and re.search(rf"(?<!\w){re.escape(place)}s?(?!\w)", haystack))
+        for place in places
     )

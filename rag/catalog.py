@@ -31,6 +31,7 @@ _PLAIN_WORD = re.compile(r"\b[a-z][a-z0-9]*\b")
 _PROPER_SHARE = 0.8  # written capitalised at least this often: a name ("kim" -> "Kim")
 _NAME_PAIR = re.compile(r"\b([A-Z][\w’'-]*[\w]) (?=([A-Z][\w’'-]*[\w])\b)")
 _MIN_FUZZY_CHARS = 4
+_MIN_MOVED_CHARS = 6  # a moved letter is a typo only in a name this long
 _FUZZY_CUTOFF = 85.0
 
 
@@ -298,7 +299,6 @@ class Catalog:
     def correct(self, names: Sequence[str]) -> list[Correction]:
         """Archive spellings for the words of ``names`` that the archive does not hold."""
         from rapidfuzz import fuzz, process
-        from rapidfuzz.distance import OSA
 
         vocabulary = self._names
         corrections: list[Correction] = []
@@ -306,19 +306,25 @@ class Catalog:
             typed = re.findall(r"[\w’'-]+", name)
             for position, word in enumerate(typed):
                 lowered = word.lower()
+                before = typed[position - 1].lower() if position else ""
+                after = typed[position + 1].lower() if position + 1 < len(typed) else ""
                 if (
                     len(lowered) < _MIN_FUZZY_CHARS
                     or lowered in vocabulary
                     or lowered in self._words  # a word, not a typo: "Mark" is not "Marek"
                     or lowered in STOPWORDS
                     or not word[0].isupper()
+                    # Half of a name the archive writes as one word: "Le Grande" (LeGrande)
+                    # is not a typo of "Grand".
+                    or before + lowered in vocabulary
+                    or lowered + after in vocabulary
                 ):
                     continue
-                # A typo, not another name: one letter more, less, changed or two swapped
-                # (optimal string alignment distance 1), the same first letter ("Devoss" ->
-                # "DeVos", "Kalas" -> "Kallas", "Merkle" -> "Merkel"; not "Australia" ->
-                # "Austria"). Of several, the one the archive writes next to the other words
-                # of the typed name ("Kaja Kalas": Kallas, not Klaas), then the one it writes
+                # A typo, not another name (``_typo_of``), with the same first letter
+                # ("Devoss" -> "DeVos", "Kalas" -> "Kallas", "Merkle" -> "Merkel", "Ghandi"
+                # -> "Gandhi"; not "Australia" -> "Austria"). Of several, the one the archive
+                # writes next to the other words of the typed name ("Kaja Kalas": Kallas,
+                # not Klaas), then the one it writes
                 # most often (a reader who typed "Merkle" more likely meant Merkel than
                 # Senator Merkley).
                 close = [
@@ -330,12 +336,9 @@ class Catalog:
                         limit=10,
                         score_cutoff=_FUZZY_CUTOFF - 5,
                     )
-                    if candidate[0] == lowered[0] and OSA.distance(candidate, lowered) <= 1
+                    if candidate[0] == lowered[0] and _typo_of(lowered, candidate)
                 ]
                 if close:
-                    before = typed[position - 1].lower() if position else ""
-                    after = typed[position + 1].lower() if position + 1 < len(typed) else ""
-
                     best = max(
                         close,
                         key=lambda c, b=before, a=after: (  # type: ignore[misc]
@@ -345,6 +348,21 @@ class Catalog:
                     )
                     corrections.append(Correction(word, vocabulary[best][0]))
         return corrections
+
+
+def _typo_of(typed: str, name: str) -> bool:
+    """Whether ``typed`` is a typo of ``name``: one letter more, less, changed or two
+    swapped (optimal string alignment distance 1), or, in a longer name, one letter moved
+    ("Ghandi" for "Gandhi": the same letters, distance 2)."""
+    from rapidfuzz.distance import OSA
+
+    distance = OSA.distance(typed, name)
+    return distance <= 1 or (
+        distance == 2
+        and len(name) >= _MIN_MOVED_CHARS
+        and typed.isalpha()  # a word, not a formula: "R-OOC-R" is not "R-COO-R"
+        and sorted(typed) == sorted(name)
+    )
 
 
 def _info(article_id: str, chunk: StoredChunk) -> ArticleInfo:

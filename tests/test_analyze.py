@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.analyze import QuestionAnalyzer, is_english, lexical_query, question_word, topic_of
+from rag.analyze import (
+    QuestionAnalyzer,
+    is_english,
+    lexical_query,
+    question_names,
+    question_word,
+    topic_of,
+)
 
 ANALYZER = QuestionAnalyzer()
 
@@ -244,3 +251,9 @@ def test_the_lexical_query_adds_a_nationalitys_country_and_a_verbs_other_forms()
 def test_the_lexical_query_drops_the_words_that_only_frame_the_question() -> None:
     assert "characterise" not in lexical_query("How does the author characterise geopolitics?")
     assert lexical_query("Summarise the piece") == "Summarise the piece"  # nothing else to find
+
+
+def test_a_name_ends_with_its_sentence_but_not_with_an_abbreviation() -> None:
+    asked = "He hid people in Nazi Germany. Citizens had been doing what?"
+    assert question_names(asked) == ["Nazi Germany", "Citizens"]
+    assert question_names("What did the U.S. and Mr. Smith say?") == ["U.S", "Mr Smith"]

@@ -146,3 +146,25 @@ def test_a_catalogue_follows_its_index_reading_only_the_articles_that_changed(
     assert updated.knows("DeVos") and updated.knows("Kallas") and "b" in updated.articles
     assert not catalog.knows("DeVos")  # the old one is left as it was, for readers on it
     assert [p.text for p in updated.passages("b")] == ["Betsy DeVos was confirmed."]
+
+
+def test_a_letter_moved_in_a_long_name_is_a_typo_but_two_other_edits_are_not() -> None:
+    catalog = Catalog([_chunk("g", "Mohandas Gandhi fasted. Gandhi spoke. Austria voted.")])
+    assert [(c.typed, c.meant) for c in catalog.correct(["Ghandi"])] == [("Ghandi", "Gandhi")]
+    assert [(c.typed, c.meant) for c in catalog.correct(["Austin"])] == []  # not the same letters
+    formulas = Catalog([_chunk("f", "Esters (R-COO-R) form. R-COO-R is common.")])
+    assert formulas.correct(["R-OOC-R"]) == []  # a formula, not a word with a moved letter
+
+
+def test_half_of_a_name_the_archive_writes_as_one_word_is_not_corrected() -> None:
+    catalog = Catalog([_chunk("l", "LeGrande writes that it is hard. The Grand Canyon. Grand.")])
+    assert [(c.typed, c.meant) for c in catalog.correct(["Le Grande"])] == []
+    assert [(c.typed, c.meant) for c in catalog.correct(["Grande"])] == [("Grande", "Grand")]
+
+
+def test_a_name_is_mentioned_by_its_plural_and_a_short_adjective_by_its_noun() -> None:
+    assert mentions("public-private partnering (ppps) aka private finance", "PPP")
+    assert mentions("the jews gathered in the streets", "Jewish")
+    assert not mentions("a jewellery shop", "Jewish")
+    assert mentions("troops left russia", "Russian")
+    assert not mentions("since the late 1990s", "1990")  # a decade is not its first year
