@@ -28,8 +28,8 @@ CATALOG_CHUNKS = [
 CATALOG = Catalog(CATALOG_CHUNKS)
 
 
-def _meant(name: str) -> list[tuple[str, str]]:
-    return [(c.typed, c.meant) for c in CATALOG.correct([name])]
+def _meant(name: str, catalog: Catalog = CATALOG) -> list[tuple[str, str]]:
+    return [(c.typed, c.meant) for c in catalog.correct([name])]
 
 
 def test_a_swapped_pair_of_letters_is_a_typo_of_the_most_written_name() -> None:
@@ -78,8 +78,8 @@ def test_a_misspelt_name_after_a_name_is_capitalised_for_the_spelling_correction
 
 def test_a_word_the_archive_writes_in_lower_case_is_not_corrected_to_a_name() -> None:
     catalog = Catalog([_chunk("a", "Marek Hamsik scored. Each mark counts. Merkel spoke.")])
-    assert [(c.typed, c.meant) for c in catalog.correct(["The Mark of Anarchy"])] == []
-    assert [(c.typed, c.meant) for c in catalog.correct(["Merkle"])] == [("Merkle", "Merkel")]
+    assert _meant("The Mark of Anarchy", catalog) == []
+    assert _meant("Merkle", catalog) == [("Merkle", "Merkel")]
 
 
 def test_a_country_is_mentioned_by_its_adjective_and_a_phrase_by_its_words_run_together() -> None:
@@ -150,16 +150,16 @@ def test_a_catalogue_follows_its_index_reading_only_the_articles_that_changed(
 
 def test_a_letter_moved_in_a_long_name_is_a_typo_but_two_other_edits_are_not() -> None:
     catalog = Catalog([_chunk("g", "Mohandas Gandhi fasted. Gandhi spoke. Austria voted.")])
-    assert [(c.typed, c.meant) for c in catalog.correct(["Ghandi"])] == [("Ghandi", "Gandhi")]
-    assert [(c.typed, c.meant) for c in catalog.correct(["Austin"])] == []  # not the same letters
+    assert _meant("Ghandi", catalog) == [("Ghandi", "Gandhi")]
+    assert _meant("Austin", catalog) == []  # not the same letters
     formulas = Catalog([_chunk("f", "Esters (R-COO-R) form. R-COO-R is common.")])
-    assert formulas.correct(["R-OOC-R"]) == []  # a formula, not a word with a moved letter
+    assert _meant("R-OOC-R", formulas) == []  # a formula, not a word with a moved letter
 
 
 def test_half_of_a_name_the_archive_writes_as_one_word_is_not_corrected() -> None:
     catalog = Catalog([_chunk("l", "LeGrande writes that it is hard. The Grand Canyon. Grand.")])
-    assert [(c.typed, c.meant) for c in catalog.correct(["Le Grande"])] == []
-    assert [(c.typed, c.meant) for c in catalog.correct(["Grande"])] == [("Grande", "Grand")]
+    assert _meant("Le Grande", catalog) == []
+    assert _meant("Grande", catalog) == [("Grande", "Grand")]
 
 
 def test_a_name_is_mentioned_by_its_plural_and_a_short_adjective_by_its_noun() -> None:

@@ -178,15 +178,21 @@ def test_a_replica_on_the_same_file_loads_a_new_segment(tmp_path: Path) -> None:
     assert segments_dir(path).is_dir()
 
 
-def test_a_segment_that_will_not_load_leaves_fts5_to_rank(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    rng = random.Random(9)
+def _built(tmp_path: Path, rng: random.Random, articles: int) -> tuple[Path, FtsIndex, FtsIndex]:
+    """A file of ``articles`` random articles with a segment: its path, the writer that built
+    it, and a reader that ranks with FTS5 alone."""
     path = tmp_path / "lexical.sqlite"
     writer = FtsIndex(path, None, segments="manual")  # type: ignore[arg-type]
     plain = FtsIndex(path, None, segments="off")  # type: ignore[arg-type]
-    _add(writer, _articles(rng, 0, 50))
+    _add(writer, _articles(rng, 0, articles))
     writer.build_segment()
+    return path, writer, plain
+
+
+def test_a_segment_that_will_not_load_leaves_fts5_to_rank(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, writer, plain = _built(tmp_path, random.Random(9), 50)
     (segments_dir(path) / writer.segment_name / "post_pos.npy").write_bytes(b"")
     reader = FtsIndex(path, None, segments="manual")  # type: ignore[arg-type]
     query = " ".join(_WORDS[:5])
@@ -204,11 +210,7 @@ def test_a_segment_file_changed_after_its_build_is_refused_and_built_again(
     build's SHA-256 can tell: the segment is refused, FTS5 ranks, and a new one is built."""
     monkeypatch.setattr(lexical_fts, "SEGMENT_MIN_ROWS", 50)
     rng = random.Random(10)
-    path = tmp_path / "lexical.sqlite"
-    writer = FtsIndex(path, None, segments="manual")  # type: ignore[arg-type]
-    plain = FtsIndex(path, None, segments="off")  # type: ignore[arg-type]
-    _add(writer, _articles(rng, 0, 80))
-    writer.build_segment()
+    path, writer, plain = _built(tmp_path, rng, 80)
     damaged = writer.segment_name
     tf = segments_dir(path) / damaged / "post_tf.npy"
     data = bytearray(tf.read_bytes())
