@@ -28,6 +28,15 @@ rate, but end to end it only moved along the same trade-off (squad validation fa
 0.783 -> 0.768, refusal 0.175 -> 0.198, false refusals 0.045 -> 0.059; the seed questions
 over the archive: refusal 0.25 -> 0.33, hit@5 0.763 -> 0.737; the journalist set: 33 -> 30
 right), so the shipped judge is trained without it.
+
+A fine-tuned sentence encoder (tried on 2026-12-02, not shipped): all-MiniLM-L6-v2 trained as
+a bi-encoder on the train articles' answerable questions (in-batch and same-paragraph
+negatives, 2 epochs, 1,835 pairs, about 20 min on 2 busy cores) ranked the gold sentence by
+cosine alone better on the dev articles (top-1 0.583 -> 0.651, MRR 0.705 -> 0.755). But the
+judge trained on its vectors (this script, the same seed) was no better than on the packaged
+model's (both fp32: dev top-1 0.661 -> 0.668, validation 0.732 -> 0.736, sentence AUC 0.938
+both): the word and name features already carry what the encoder learnt. A fair test would
+give the judge out-of-fold encoder vectors (the encoder saw the train articles).
 """
 
 from __future__ import annotations
