@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import ProviderError
-from rag.text import STOPWORDS, content_terms, verb_forms, words
+from rag.text import NUMBER_WORDS, STOPWORDS, content_terms, verb_forms, words
 from rag.vectors import first_owners, text_key
 
 if TYPE_CHECKING:
@@ -591,6 +591,7 @@ _ALIASES = {
     "artificial intelligence": ("ai",),
 }
 _POSSESSIVE = re.compile(r"['’]s?$")
+_SPELT = {digits: word for word, digits in NUMBER_WORDS.items()}
 _ABBREVIATION = re.compile(
     r"(?:[A-Za-z]\.){2,}|[A-Z][a-z]{0,2}\.|(?:Inc|Ltd|Corp|Gen|Sen|Rep|Gov|Col|Capt|Sgt)\.", re.I
 )
@@ -697,7 +698,8 @@ def mentions(haystack: str, name: str) -> bool:
     nouns = tuple(p.lower() for p in DEMONYMS.get(lowered, ()))
     adjectives = _ADJECTIVES_OF.get(lowered, ())
     joined = (lowered.replace(" ", ""),) if " " in lowered else ()
-    forms = (lowered, *_ALIASES.get(lowered, ()), *nouns, *adjectives, *joined)
+    spelt = (_SPELT[lowered],) if lowered in _SPELT else ()  # "8" by "eight"
+    forms = (lowered, *_ALIASES.get(lowered, ()), *nouns, *adjectives, *joined, *spelt)
     if any(re.search(rf"(?<!\w){re.escape(f)}(?!\w)", haystack) for f in forms):
         return True
     last = lowered.split()[-1]

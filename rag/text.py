@@ -140,6 +140,17 @@ def _stripped_span(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [(start, end)] if start < end else []
 
 
+# Number words and the digits they stand for. "one" is left out: "one of", "the one that"
+# are rarely a count.
+NUMBER_WORDS = {
+    "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+    "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17",
+    "eighteen": "18", "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40",
+    "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
+}  # fmt: skip
+
+
 def words(text: str) -> list[str]:
     """Lower-cased word and number tokens of ``text``."""
     return [w.lower().replace("’", "'") for w in _WORD.findall(text)]

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.schema import Citation, Passage, RemovedSentence
-from rag.text import content_terms, sentence_spans, stem, words
+from rag.text import NUMBER_WORDS, content_terms, sentence_spans, stem, words
 
 # At least this share of a sentence's content words must be in what it cites.
 MIN_OVERLAP = 0.5
@@ -40,14 +40,6 @@ _MARKER = re.compile(r"\[\s*(?:passages?\s*)?(\d+(?:\s*[,;]\s*\d+)*)\s*\]", re.I
 _LEADING_MARKERS = re.compile(r"^(?:\s*" + _MARKER.pattern + r")+[.,;:!?]*", re.IGNORECASE)
 _LIST_PREFIX = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# "one" is left out: "one of", "the one that" are rarely a count.
-_NUMBER_WORDS = {
-    "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
-    "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17",
-    "eighteen": "18", "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40",
-    "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
-}  # fmt: skip
 _MAGNITUDES = frozenset(
     "hundred hundreds thousand thousands million millions billion billions trillion trillions"
     " dozen dozens percent per-cent".split()
@@ -198,7 +190,7 @@ def _unsupported(claim: str, cited: Sequence[Passage], min_overlap: float) -> st
     vocabulary = set(source_words)
     vocabulary_stems = {stem(w) for w in vocabulary}
     source_numbers = {_plain_number(n) for n in _NUMBER.findall(source)}
-    source_numbers |= {_NUMBER_WORDS[w] for w in vocabulary if w in _NUMBER_WORDS}
+    source_numbers |= {NUMBER_WORDS[w] for w in vocabulary if w in NUMBER_WORDS}
     claim_words = words(claim)
 
     for number in _NUMBER.findall(claim):
@@ -206,9 +198,9 @@ def _unsupported(claim: str, cited: Sequence[Passage], min_overlap: float) -> st
             return f"the number {number!r} is not in the cited passages"
     for word in claim_words:
         if (
-            word in _NUMBER_WORDS
+            word in NUMBER_WORDS
             and word not in vocabulary
-            and _NUMBER_WORDS[word] not in source_numbers
+            and NUMBER_WORDS[word] not in source_numbers
         ):
             return f"the number {word!r} is not in the cited passages"
         if (

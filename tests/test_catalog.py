@@ -168,3 +168,9 @@ def test_a_name_is_mentioned_by_its_plural_and_a_short_adjective_by_its_noun() -
     assert not mentions("a jewellery shop", "Jewish")
     assert mentions("troops left russia", "Russian")
     assert not mentions("since the late 1990s", "1990")  # a decade is not its first year
+
+
+def test_a_number_is_mentioned_by_its_word() -> None:
+    assert mentions("80 percent die within eight days", "8")
+    assert mentions("three people were hurt", "3")
+    assert not mentions("80 percent die within eighteen days", "8")
