@@ -2,7 +2,9 @@
 
 ``Assistant`` wires the stages together: it ingests paths (read -> chunk -> embed -> store ->
 lexical index) and answers questions (validate -> resolve follow-ups -> retrieve -> answer ->
-cite), returning one ``Answer`` with per-stage timings. With ``answerer="llm"`` a chat model
+cite), returning one ``Answer`` with per-stage timings. A follow-up that leans on the previous
+answer ("Why does the author think so?") is first asked of the articles that answer quoted,
+then of the whole archive when they do not answer it. With ``answerer="llm"`` a chat model
 rewrites follow-ups and writes the answer, which ``rag.generate`` verifies (falling back to the
 extractive answer with a notice). Parts are handed in, so tests can build it from fakes;
 ``Assistant.open(settings)`` builds the real ones. It holds no UI or CLI logic.
@@ -333,39 +335,89 @@ class Assistant:
             if outlets:
                 filters = replace(filters, publishers=tuple(outlets))
                 notices.append(f"Searched only articles from {' and '.join(outlets)}.")
-        result = self._retrieve(analysis, query, filters, retrieval)
-        timings.update(result.timings_ms)
-
         after: tuple[tuple[str, str], ...] = ()
         if resolution.kind == "next" and resolution.previous:
             previous = self.ask(resolution.previous, (), filters, retrieval)
             after = tuple((c.article_id, c.quote) for c in previous.citations if c.kind == "quote")
-        request = AnswerRequest(
-            question, query, analysis, tuple(result.passages), result.query_vector, after
-        )
-        step = time.perf_counter()
         answerer = self.answerer()
         if model_failed:
             from rag.generate import MODEL_FAILED_NOTICE
 
             notices.append(MODEL_FAILED_NOTICE)
             answerer = create_answerer("extractive", self.parts)
+
+        # A follow-up that leans on the previous answer ("Why does the author think so?",
+        # "What did she say?") is first asked of the articles that answer quoted; the whole
+        # archive only when they do not answer it.
         draft: Draft | None = None
-        events = answerer.stream(request) if streaming else iter([answerer.answer(request)])
-        for event in events:
-            if isinstance(event, AnswerDelta):
-                yield event
-            else:
-                draft = event
+        result: SearchResult | None = None
+        step = time.perf_counter()
+        focus = self._focus(resolution, analysis, filters, retrieval)
+        if focus:
+            # Within those articles the question needs no help from the one before: an
+            # ellipsis is asked as typed, so a sentence is judged by what this question asks,
+            # not by the previous question's words ("joined" searches carry both).
+            asked = question if resolution.kind == "joined" else query
+            own = first if resolution.kind == "joined" else analysis
+            within = replace(filters, article_ids=tuple(focus))
+            focused = self._retrieve(own, asked, within, retrieval)
+            attempt = answerer.answer(
+                AnswerRequest(
+                    question, asked, own, tuple(focused.passages), focused.query_vector, after
+                )
+            )
+            if not attempt.refused:
+                result, draft, query = focused, attempt, asked
+                titles = " and ".join(f"“{t}”" for t in dict.fromkeys(focus.values()) if t)
+                notices.append(f"Searched the article the previous answer quoted: {titles}.")
+        if result is None:
+            result = self._retrieve(analysis, query, filters, retrieval)
+        timings.update(result.timings_ms)
+        if draft is None:
+            request = AnswerRequest(
+                question, query, analysis, tuple(result.passages), result.query_vector, after
+            )
+            events = answerer.stream(request) if streaming else iter([answerer.answer(request)])
+            for event in events:
+                if isinstance(event, AnswerDelta):
+                    yield event
+                else:
+                    draft = event
         assert draft is not None
         timings["answer"] = _ms_since(step)
-        if resolution.changed:
+        if resolution.changed and query.strip() != question.strip():
             notices.insert(0, f"Searched for: “{query}”.")
         draft = Draft(
             draft.text, draft.refused, draft.citations, (*notices, *draft.notices), draft.removed
         )
         timings["total"] = _ms_since(started)
         yield self._final(typed, query, draft, result, timings)
+
+    def _focus(
+        self,
+        resolution: Resolution,
+        analysis: QuestionAnalysis,
+        filters: SearchFilters,
+        retrieval: str | None,
+    ) -> dict[str, str]:
+        """The articles (id -> headline) the previous answer quoted, when this fact question
+        leans on it through a pronoun or an ellipsis; none when it moves on to another name
+        ("and in Japan?"), asks for what came next (handled by ``after``), or is already
+        limited to some articles. Only for the extractive answerer: finding those articles
+        asks the previous question again, which would cost a chat model a second generation
+        (its rewrite of the follow-up already makes it a question of its own)."""
+        if (
+            self.settings.answer.answerer != "extractive"
+            or resolution.kind not in ("substituted", "joined")
+            or not resolution.previous
+            or analysis.intent != "fact"
+            or filters.article_ids
+        ):
+            return {}
+        previous = self.ask(resolution.previous, (), filters, retrieval)
+        if previous.refused:
+            return {}
+        return {c.article_id: c.title for c in previous.citations if c.kind == "quote"}
 
     def _resolve(self, question: str, history: Sequence[str]) -> tuple[Resolution, bool]:
         """What to search for, and whether the chat model failed trying to rewrite it."""
