@@ -37,6 +37,15 @@ judge trained on its vectors (this script, the same seed) was no better than on 
 model's (both fp32: dev top-1 0.661 -> 0.668, validation 0.732 -> 0.736, sentence AUC 0.938
 both): the word and name features already carry what the encoder learnt. A fair test would
 give the judge out-of-fold encoder vectors (the encoder saw the train articles).
+
+Two answerability heads were also tried on 2026-12-02 and not shipped, each scored by the
+AUC of P(answerable) over the candidate sets the runtime builds (retrieval over
+``.rag-squad``, the rerank, ``shortlist``; dev / validation): the shipped head, trained on
+these paragraph sets, 0.779 / 0.680; the same head trained on the runtime sets of the train
+articles 0.784 / 0.683 (0.771 / 0.674 when a set only counts as answerable if it holds the
+gold sentence); both kinds of set 0.782 / 0.683. Eleven more set features (the idf of the
+question words the best window lacks, negation, superlatives, numbers) moved a logistic head
+from 0.772 to 0.766 on dev. What the head lacks is reading, not its training sets.
 """
 
 from __future__ import annotations
