@@ -212,10 +212,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--lexical", default=Settings().lexical, help="the BM25 backend (fts5, bm25s)"
     )
+    parser.add_argument(
+        "--rerank-depth",
+        type=int,
+        default=Settings().rerank_depth,
+        help="how many fused passages the judge reorders in the '+ rerank' rows",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    assistant = Assistant.open(Settings(data_dir=args.data_dir, lexical=args.lexical))
+    assistant = Assistant.open(
+        Settings(data_dir=args.data_dir, lexical=args.lexical, rerank_depth=args.rerank_depth)
+    )
     chunks = assistant.retriever().lexical.chunks
     texts = {c.chunk_id: c.text for c in chunks}
     articles = {c.chunk_id: str(c.metadata.get("article_id", "")) for c in chunks}
