@@ -361,6 +361,7 @@ class Assistant:
             own = first if resolution.kind == "joined" else analysis
             within = replace(filters, article_ids=tuple(focus))
             focused = self._retrieve(own, asked, within, retrieval)
+            answering = time.perf_counter()
             attempt = answerer.answer(
                 AnswerRequest(
                     question, asked, own, tuple(focused.passages), focused.query_vector, after
@@ -368,12 +369,16 @@ class Assistant:
             )
             if not attempt.refused:
                 result, draft, query = focused, attempt, asked
+                timings["answer"] = _ms_since(answering)
                 titles = " and ".join(f"“{t}”" for t in dict.fromkeys(focus.values()) if t)
                 notices.append(f"Searched the article the previous answer quoted: {titles}.")
+            # The previous question asked again, the search within its articles, the attempt.
+            timings["focus"] = _ms_since(step)
         if result is None:
             result = self._retrieve(analysis, query, filters, retrieval)
         timings.update(result.timings_ms)
         if draft is None:
+            step = time.perf_counter()
             request = AnswerRequest(
                 question, query, analysis, tuple(result.passages), result.query_vector, after
             )
@@ -383,8 +388,8 @@ class Assistant:
                     yield event
                 else:
                     draft = event
+            timings["answer"] = _ms_since(step)
         assert draft is not None
-        timings["answer"] = _ms_since(step)
         if resolution.changed and query.strip() != question.strip():
             notices.insert(0, f"Searched for: “{query}”.")
         draft = Draft(

@@ -324,9 +324,8 @@ class Catalog:
                 # ("Devoss" -> "DeVos", "Kalas" -> "Kallas", "Merkle" -> "Merkel", "Ghandi"
                 # -> "Gandhi"; not "Australia" -> "Austria"). Of several, the one the archive
                 # writes next to the other words of the typed name ("Kaja Kalas": Kallas,
-                # not Klaas), then the one it writes
-                # most often (a reader who typed "Merkle" more likely meant Merkel than
-                # Senator Merkley).
+                # not Klaas), then the one it writes most often (a reader who typed "Merkle"
+                # more likely meant Merkel than Senator Merkley).
                 close = [
                     candidate
                     for candidate, _, _ in process.extract(
