@@ -44,7 +44,7 @@ from rag.embed import Vectors, create_embedder, register_embedder
 from rag.index import Indexer
 from rag.lexical import fts_path, open_lexical
 from rag.lexical_fts import FtsIndex
-from rag.retrieve import HybridRetriever, SearchFilters
+from rag.retrieve import EXACT_LIMIT, HybridRetriever, SearchFilters
 from rag.schema import Article
 from rag.stores.chroma import ChromaStore
 
@@ -268,6 +268,32 @@ def measure(settings: Settings, sentences: Sequence[str], queries: int) -> dict[
             ),
         )
     )
+    # Its exact step alone, over the same listed chunks: every vector read from the store by
+    # id (the baseline), against the segment's float16 copies ranking them (only the winners
+    # read). ``among_listed`` is how many chunks the filter passed.
+    matches = [(v, lexical.matching(f, EXACT_LIMIT)) for v, f in zip(vectors, filters, strict=True)]
+    pairs = [(v, m) for v, m in matches if m.chunk_ids is not None]
+    listed = [m for _, m in pairs]
+    if listed:
+        results["among_listed_mean"] = sum(len(m.chunk_ids or ()) for m in listed) / len(listed)
+        results["among_copies_mean"] = sum(len(m.vectors) for m in listed) / len(listed)
+        results.update(
+            summary(
+                "among_store_read",
+                timed([lambda v=v, m=m: store.query_among(v, n, m.chunk_ids) for v, m in pairs]),
+            )
+        )
+        results.update(
+            summary(
+                "among_copies",
+                timed(
+                    [
+                        lambda v=v, m=m: store.query_among(v, n, m.chunk_ids, m.vectors)
+                        for v, m in pairs
+                    ]
+                ),
+            )
+        )
     # The baseline of that plan: the vector store's own metadata-filtered search.
     results.update(
         summary(

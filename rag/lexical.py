@@ -35,8 +35,8 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -70,11 +70,14 @@ def index_terms(text: str, title: str = "") -> list[str]:
 @dataclass(frozen=True, slots=True)
 class FilterMatch:
     """The chunks a filter accepts, as the lexical index counts them: how many, of how many
-    held, and their ids when there are no more than the caller's limit (else None)."""
+    held, and their ids when there are no more than the caller's limit (else None).
+    ``vectors`` holds the dense vectors the index keeps of some of those ids (float16: a
+    copy to rank by, ``VectorStore.query_among``), none when it keeps none."""
 
     count: int
     total: int
     chunk_ids: tuple[str, ...] | None
+    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 class LexicalSearch(Protocol):

@@ -604,6 +604,17 @@ class FtsIndex:
         segment.apply_deletions(self._db())
         return segment
 
+    def _snapshot_segment(self) -> Segment | None:
+        """The current segment (loaded if need be), read in a snapshot of its own."""
+        if self.segments == "off":
+            return None
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            return self._current_segment()
+        finally:
+            db.execute("COMMIT")
+
     def _maybe_build_segment(self) -> None:
         """Start a background build when the file has grown past its segment (or has none
         and is large enough): the rows after its mark, or those deleted from it, are more
@@ -661,7 +672,9 @@ class FtsIndex:
         try:
             with FileLock(str(folder / ".lock"), timeout=-1 if wait else 0):
                 epoch = self._meta("epoch")
-                name, figures = lexical_segment.build(self.path)
+                previous = self._snapshot_segment()
+                source = self.store.get_vectors if self.store is not None else None
+                name, figures = lexical_segment.build(self.path, vectors=source, previous=previous)
                 manifest = json.loads((folder / name / "manifest.json").read_text("utf-8"))
                 db = self._db()
                 with self._write_lock:
@@ -696,21 +709,32 @@ class FtsIndex:
             self._building.release()
 
     def matching(self, filters: SearchFilters, limit: int) -> FilterMatch:
+        """The chunks ``filters`` accept (SQL on indexed columns), with the float16 vectors
+        the segment holds of them when they are listed."""
         conditions, values = _conditions(filters)
         where = " WHERE " + " AND ".join(conditions) if conditions else ""
         db = self._db()
-        # The ids first, one more than asked: a broad filter is counted, not listed.
-        rows = db.execute(
-            f"SELECT c.chunk_id FROM chunks AS c{where} LIMIT ?", [*values, limit + 1]
-        ).fetchall()
-        if len(rows) <= limit:
-            count, ids = len(rows), tuple(str(r[0]) for r in rows)
-        else:
-            count = int(
-                db.execute(f"SELECT count(*) FROM chunks AS c{where}", values).fetchone()[0]
-            )
-            ids = None
-        return FilterMatch(count, self.count(), ids)
+        db.execute("BEGIN")  # one snapshot: the rows and the segment they are read from
+        try:
+            # The ids first, one more than asked: a broad filter is counted, not listed.
+            rows = db.execute(
+                f"SELECT c.id, c.chunk_id FROM chunks AS c{where} LIMIT ?", [*values, limit + 1]
+            ).fetchall()
+            if len(rows) > limit:
+                count = int(
+                    db.execute(f"SELECT count(*) FROM chunks AS c{where}", values).fetchone()[0]
+                )
+                return FilterMatch(count, self.count(), None)
+            ids = tuple(str(r[1]) for r in rows)
+            segment = self._current_segment() if self.segments != "off" and rows else None
+        finally:
+            db.execute("COMMIT")
+        vectors: dict[str, np.ndarray] = {}
+        if segment is not None:
+            row_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            held, found = segment.vectors_of(row_ids)
+            vectors = dict(zip((ids[i] for i in np.flatnonzero(held)), found, strict=True))
+        return FilterMatch(len(ids), self.count(), ids, vectors)
 
     def accepted(self, chunk_ids: Sequence[str], filters: SearchFilters) -> set[str]:
         conditions, values = _conditions(filters)

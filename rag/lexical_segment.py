@@ -20,14 +20,23 @@ segment row and a tail row are ranked as one FTS5 query would rank them. Rows de
 the segment was built are masked out (``FtsIndex`` records every deleted row id in its
 ``deleted_rows`` table).
 
-The segment is built from the file alone, never from the store: its postings are FTS5's own
-tokens and counts (an ``fts5vocab`` instance table), its lengths FTS5's ``docsize``. It holds
+Its postings are built from the file alone, never from the store: FTS5's own tokens and
+counts (an ``fts5vocab`` instance table), its lengths FTS5's ``docsize``. It holds
 only tokens that are certainly one ``unicode61`` token when a query term is quoted: lower-case
 ASCII letters and digits, at most ``_MAX_TERM`` long. A query term of any other shape (``3.5``
 and ``long-term`` are phrases to FTS5; a word with an accent) is scored over the segment's
 rows by FTS5 itself, one query per such term: its bm25 alone is exactly its share of the
 whole score. Text and metadata are never read from a segment: hits are read from the file's
 rows and checked against their SHA-256 as before.
+
+A segment also keeps each row's dense vector, as float16 (``vectors.npy``, with
+``vector_known.npy`` saying which rows have one), so that a filter which few chunks pass is
+searched exactly without reading each vector from the vector store (about 50 us a vector by id
+in Chroma; ``VectorStore.query_among`` then reads only the winners). They are the one thing a
+segment takes from the store: each build carries over the vectors of the rows the last
+segment held (a row is one version of a chunk, and its vector never changes), and reads only
+the rest from the store, so a build reads vectors in proportion to what changed. A row the
+store has no vector for is marked unknown and read from the store when asked for.
 
 Each array file's SHA-256 is in the segment's manifest, written at the build and checked when
 a process loads the segment (about 0.1 s a 100 MB): a segment whose files changed since (a
@@ -49,7 +58,7 @@ import threading
 import time
 import uuid
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +68,8 @@ from rag.files import file_sha256
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 3  # 2: df.npy, the rows of each term when built; 3: each file's SHA-256
+# 2: df.npy, the rows of each term when built; 3: each file's SHA-256; 4: the rows' vectors
+_FORMAT = 4
 _MAX_TERM = 32  # longer terms stay with FTS5 (a fixed-width sorted term array)
 _SIMPLE = re.compile(rf"[a-z0-9]{{1,{_MAX_TERM}}}")
 _K1 = 1.2
@@ -77,7 +87,12 @@ _ARRAYS = (
     "offsets",
     "post_pos",
     "post_tf",
+    "vectors",
+    "vector_known",
 )
+_VECTOR_PAGE = 5000  # chunk ids per read of vectors from the store while building
+# A vector source: the vectors the store holds of some chunk ids (``VectorStore.get_vectors``).
+VectorSource = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
 
 
 def segments_dir(path: Path) -> Path:
@@ -142,6 +157,8 @@ class Segment:
     offsets: np.ndarray  # int64, len(terms) + 1
     post_pos: np.ndarray  # int32 positions into ids
     post_tf: np.ndarray  # uint16
+    vectors: np.ndarray  # float16, rows x dimensions (dimensions 0 when built without them)
+    vector_known: np.ndarray  # bool per position: the store had a vector for the row
     authors: dict[str, int]
     publishers: dict[str, int]
     deleted: np.ndarray  # bool per position, in memory: rows deleted since the build
@@ -165,7 +182,7 @@ class Segment:
                 raise ValueError(f"{name}.npy does not match the SHA-256 of its build")
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
         rows = int(manifest["rows"])
-        for name in ("ids", "dl", "date", "author", "publisher"):
+        for name in ("ids", "dl", "date", "author", "publisher", "vectors", "vector_known"):
             if len(arrays[name]) != rows:
                 raise ValueError(f"{name}.npy holds {len(arrays[name])} rows, not {rows}")
         offsets = arrays["offsets"]
@@ -204,6 +221,17 @@ class Segment:
         at = np.minimum(at, max(self.rows - 1, 0))
         return at[self.ids[at] == row_ids] if self.rows else at[:0]
 
+    def vectors_of(self, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Of ``row_ids``, those whose vector this segment holds (a bool mask over
+        ``row_ids``) and those vectors (float16, in the same order)."""
+        known = np.zeros(len(row_ids), dtype=bool)
+        if not self.rows or not self.vectors.shape[1]:
+            return known, np.zeros((0, 0), dtype=np.float16)
+        at = np.minimum(np.searchsorted(self.ids, row_ids), self.rows - 1)
+        held = self.ids[at] == row_ids
+        held[held] = self.vector_known[at[held]]
+        return held, np.asarray(self.vectors[at[held]])
+
     def apply_deletions(self, db: sqlite3.Connection) -> None:
         """Mask the rows deleted since this process last looked (cheap when none were)."""
         with self.lock:
@@ -221,11 +249,17 @@ class Segment:
 
 
 def build(
-    path: Path, progress: Callable[[str], None] | None = None
+    path: Path,
+    progress: Callable[[str], None] | None = None,
+    *,
+    vectors: VectorSource | None = None,
+    previous: Segment | None = None,
 ) -> tuple[str, dict[str, float]]:
     """Build a segment of every row the FTS5 file ``path`` holds now, into a new folder of
     ``segments_dir(path)``; the folder's name and figures (the caller points ``meta`` at it).
     It reads one snapshot of the file in its own connection: writers and readers go on.
+    The rows' vectors are ``previous``'s where it held them, the rest read from ``vectors``
+    (none kept without it).
 
     The postings are FTS5's own: its ``fts5vocab`` instance table (term, row, position, in
     term and row order), counted per term and row, so each token and frequency is the one
@@ -240,7 +274,7 @@ def build(
             db.execute("SELECT coalesce(max(seq), 0) FROM deleted_rows").fetchone()[0]
         )
         fields = db.execute(
-            "SELECT c.id, c.author, c.publisher, c.date_int, d.sz FROM chunks AS c"
+            "SELECT c.id, c.author, c.publisher, c.date_int, d.sz, c.chunk_id FROM chunks AS c"
             " JOIN fts_docsize AS d ON d.id = c.id ORDER BY c.id"
         ).fetchall()
         mark = int(db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0])
@@ -257,6 +291,7 @@ def build(
             np.int32,
             len(fields),
         )
+        chunk_ids = [str(r[5]) for r in fields]
         del fields
         names: list[str] = []
         starts = array("q")  # where each held term's postings start (terms come in order)
@@ -345,8 +380,10 @@ def build(
     try:
         for name, values in arrays.items():
             np.save(staging / f"{name}.npy", values)
+        known, carried, read = _row_vectors(staging, ids, chunk_ids, vectors, previous)
+        np.save(staging / "vector_known.npy", known)
         # Hashed as written (read back): what a later load must find.
-        manifest["sha256"] = {name: file_sha256(staging / f"{name}.npy") for name in arrays}
+        manifest["sha256"] = {name: file_sha256(staging / f"{name}.npy") for name in _ARRAYS}
         (staging / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         saved = folder / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         os.rename(staging, saved)
@@ -357,10 +394,59 @@ def build(
         "postings": float(len(post_pos)),
         "terms": float(len(terms)),
         "read_s": read_s,
+        "vectors_carried": float(carried),
+        "vectors_read": float(read),
         "build_s": time.perf_counter() - started,
         "disk_mb": sum(p.stat().st_size for p in saved.iterdir()) / 2**20,
     }
     return saved.name, figures
+
+
+def _row_vectors(
+    staging: Path,
+    ids: np.ndarray,
+    chunk_ids: Sequence[str],
+    source: VectorSource | None,
+    previous: Segment | None,
+) -> tuple[np.ndarray, int, int]:
+    """Write each row's vector (float16) to ``staging/vectors.npy``, a slice at a time (a
+    million rows are 768 MB: never all in memory); whether each is known, how many were
+    carried over from ``previous`` (the rows it held keep their vectors: a row's vector never
+    changes) and how many were read from ``source`` (the others, a page at a time)."""
+    rows = len(ids)
+    known = np.zeros(rows, dtype=bool)
+    wanted = np.arange(rows)
+    dim = int(previous.vectors.shape[1]) if previous is not None and previous.rows else 0
+    first: Mapping[str, np.ndarray] = {}
+    if not dim and source is not None and rows:  # the first page read tells the width
+        first = source([chunk_ids[i] for i in wanted[:_VECTOR_PAGE]])
+        dim = next((len(v) for v in first.values()), 0)
+    out = np.lib.format.open_memmap(
+        staging / "vectors.npy", mode="w+", dtype=np.float16, shape=(rows, dim)
+    )
+    carried = read = 0
+    if previous is not None and dim and rows:
+        for lo in range(0, rows, _VECTOR_PAGE * 20):
+            part = slice(lo, min(lo + _VECTOR_PAGE * 20, rows))
+            held, found = previous.vectors_of(ids[part])
+            if len(found) and found.shape[1] == dim:
+                out[part][held] = found
+                known[part] = held
+        carried = int(known.sum())
+        wanted = np.flatnonzero(~known)
+    if source is not None and dim:
+        for lo in range(0, len(wanted), _VECTOR_PAGE):
+            page = wanted[lo : lo + _VECTOR_PAGE]
+            got = first if lo == 0 and first else source([chunk_ids[i] for i in page])
+            for i in page:
+                vector = got.get(chunk_ids[i])
+                if vector is not None and len(vector) == dim:
+                    out[i] = vector
+                    known[i] = True
+                    read += 1
+    out.flush()
+    del out
+    return known, carried, read
 
 
 def remove_old(path: Path, current: str) -> None:

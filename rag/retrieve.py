@@ -105,7 +105,9 @@ class HybridRetriever:
         filter, the search is planned on what the lexical index counts (its fields are
         indexed; a vector store's metadata filter at 200k chunks took 1.3 s):
 
-        - few chunks pass (at most ``EXACT_LIMIT``): their vectors, compared exactly;
+        - few chunks pass (at most ``EXACT_LIMIT``): their vectors, compared exactly (the
+          lexical segment's float16 copies rank them, the store reads the rest and the
+          winners);
         - many pass (a share ``s`` of at least ``POST_FILTER_SHARE``): the ``2n/s`` nearest,
           those the lexical index accepts, about ``2n`` expected;
         - otherwise, or when that found fewer than ``n``: the store's own filtered search.
@@ -117,7 +119,7 @@ class HybridRetriever:
             return self.store.query(vector, n)
         match = self.lexical.matching(filters, EXACT_LIMIT)
         if match.chunk_ids is not None:
-            return self.store.query_among(vector, n, match.chunk_ids)
+            return self.store.query_among(vector, n, match.chunk_ids, match.vectors)
         share = match.count / max(match.total, 1)
         if share >= POST_FILTER_SHARE:
             depth = math.ceil(2 * n / share)

@@ -21,7 +21,7 @@ and deciding what to write, or in which order (``rag.index`` does).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -220,9 +220,18 @@ class VectorStore(Protocol):
         fewer than ``k`` are kept, for the caller to search otherwise."""
         ...
 
-    def query_among(self, vector: np.ndarray, k: int, chunk_ids: Sequence[str]) -> list[DenseHit]:
+    def query_among(
+        self,
+        vector: np.ndarray,
+        k: int,
+        chunk_ids: Sequence[str],
+        approximate: Mapping[str, np.ndarray] | None = None,
+    ) -> list[DenseHit]:
         """The ``k`` shown chunks of ``chunk_ids`` nearest to ``vector``, by exact comparison
-        (for a filter that a few chunks pass: cheaper than the index's filtered search)."""
+        (for a filter that a few chunks pass: cheaper than the index's filtered search).
+        ``approximate`` may give float16 copies of some of their vectors (another index's):
+        they rank the candidates, and the store reads only the rest and the winners, whose
+        similarity it reports exactly."""
         ...
 
     # commit records and the change log

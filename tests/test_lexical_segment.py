@@ -10,8 +10,10 @@ import logging
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag import lexical_fts
@@ -278,6 +280,48 @@ def test_with_a_segment_one_article_still_costs_that_article(
     for query in ("harbour 12 ships", "storm passed", "mayor town crews 7"):
         for filters in (None, SearchFilters(article_ids=("a7", "a12", "a99"))):
             _same(plain.search(query, 10, filters), index.search(query, 10, filters))
+
+
+def test_a_segment_keeps_each_rows_vector_and_a_new_build_reads_only_new_rows(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The segment holds a float16 copy of every row's vector, which ``matching`` hands to
+    the filtered dense search; the next build carries those over and reads from the store
+    only the vectors of rows added since (a replaced article's rows are new rows)."""
+    settings = settings.replace(fts_segment="manual")
+    embedder = create_embedder(settings)
+    store = ChromaStore.open(settings, embedder.model_id)
+    indexer = Indexer(settings, embedder, store)
+    indexer.sync([_article(n) for n in range(30)], progress=False)
+    index = open_lexical(settings, store)
+    assert isinstance(index, FtsIndex)
+    first = index.build_segment()
+    assert first["vectors_read"] == index.count() and first["vectors_carried"] == 0
+    match = index.matching(SearchFilters(article_ids=("a3", "a4")), 100)
+    assert match.chunk_ids and set(match.vectors) == set(match.chunk_ids)
+    exact = store.get_vectors(match.chunk_ids)
+    for chunk_id, vector in match.vectors.items():
+        assert vector.dtype == np.float16
+        assert np.abs(vector.astype(np.float32) - exact[chunk_id]).max() < 1e-3
+    added = indexer.sync([_article(99), _article(7, " The storm passed.")], progress=False)
+    index = open_lexical(settings, store)
+    assert isinstance(index, FtsIndex)
+    tail = index.matching(SearchFilters(article_ids=("a99",)), 100)
+    assert tail.chunk_ids and not tail.vectors  # after the mark: read from the store
+    read: list[str] = []
+    real = ChromaStore.get_vectors
+
+    def counted(self: ChromaStore, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        read.extend(chunk_ids)
+        return real(self, chunk_ids)
+
+    monkeypatch.setattr(ChromaStore, "get_vectors", counted)
+    second = index.build_segment()
+    new_rows = len(index.article_chunks(["a7", "a99"]))
+    assert added.chunks_embedded > 0 and len(read) == second["vectors_read"] == new_rows
+    assert second["vectors_carried"] == index.count() - new_rows
+    again = index.matching(SearchFilters(article_ids=("a7", "a99")), 100)
+    assert again.chunk_ids and set(again.vectors) == set(again.chunk_ids)
 
 
 def test_a_growing_file_builds_its_segment_in_the_background(

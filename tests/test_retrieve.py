@@ -13,6 +13,7 @@ from rag.embed import create_embedder
 from rag.errors import RagError
 from rag.index import Indexer
 from rag.lexical import LexicalIndex, open_lexical
+from rag.lexical_fts import FtsIndex
 from rag.retrieve import HybridRetriever, SearchFilters, as_langchain_retriever
 from rag.schema import Article, Passage
 from rag.store import DenseHit
@@ -168,14 +169,52 @@ FILTERS = [
 ]
 
 
-@pytest.fixture(params=["fts5", "bm25s"])
+@pytest.fixture(params=["fts5", "fts5 with a segment", "bm25s"])
 def planned(request: pytest.FixtureRequest, settings: Settings) -> HybridRetriever:
-    settings = settings.replace(lexical=request.param)
+    backend = request.param.split()[0]
+    settings = settings.replace(lexical=backend, fts_segment="manual")
     embedder = create_embedder(settings.index)
     store = ChromaStore.open(settings.index, embedder.model_id)
     Indexer(settings.index, embedder, store).sync(MANY, progress=False)
     lexical = open_lexical(settings.index, store)
+    if request.param.endswith("segment"):
+        assert isinstance(lexical, FtsIndex)
+        lexical.build_segment()  # its float16 vectors rank the exact plan's candidates
     return HybridRetriever(settings.retrieval, embedder, store, lexical)
+
+
+def test_with_a_segment_an_exact_filtered_search_reads_only_the_winners_vectors(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The segment's float16 copies rank the chunks a narrow filter passes; the store reads
+    the vectors of the winners only (with their records), and their similarity is exact."""
+    settings = settings.replace(fts_segment="manual")
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    Indexer(settings.index, embedder, store).sync(MANY, progress=False)
+    lexical = open_lexical(settings.index, store)
+    assert isinstance(lexical, FtsIndex)
+    lexical.build_segment()
+    retriever = HybridRetriever(settings.retrieval, embedder, store, lexical)
+    filters = SearchFilters(authors=("Ana Diaz", "Cy Eze"))
+    match = lexical.matching(filters, 1_000)
+    assert match.chunk_ids and set(match.vectors) == set(match.chunk_ids)
+    vector = embedder.embed(["steel prices policy in city 3"])[0]
+    read: list[str] = []
+    real = ChromaStore._get_fresh
+
+    def counted(self: ChromaStore, chunk_ids: list[str], include: list[str]) -> object:
+        if "embeddings" in include:
+            read.extend(chunk_ids)
+        return real(self, chunk_ids, include)
+
+    monkeypatch.setattr(ChromaStore, "_get_fresh", counted)
+    hits = retriever.dense(vector, 3, filters)
+    assert 3 <= len(read) < len(match.chunk_ids)  # the winners (and any tied within float16)
+    assert [h.chunk.chunk_id for h in hits] == _exact(retriever, vector, 3, filters)
+    exact = store.get_vectors([h.chunk.chunk_id for h in hits])
+    for hit in hits:
+        assert hit.similarity == pytest.approx(float(np.dot(exact[hit.chunk.chunk_id], vector)))
 
 
 def _exact(

@@ -216,6 +216,30 @@ def test_exact_search_among_ids_shows_only_committed_versions(
     assert hits[0].similarity > hits[1].similarity
 
 
+def test_exact_search_among_ids_ranks_by_float16_copies_and_reports_exact_scores(
+    settings: Settings, store: ChromaStore
+) -> None:
+    """Given float16 copies of some vectors (the lexical segment's), the search finds the
+    same chunks in the same order as with every vector read, with the exact similarities,
+    and with an uncommitted version among the nearest still shows only committed ones."""
+    topics = ("budget vote", "rail strike", "harbour storm", "steel tariff", "school meals")
+    chunks = [
+        stored_chunk(f"a{n}", "h1", f"{topics[n % 5]} report {n} in the senate") for n in range(40)
+    ]
+    add(settings, store, chunks)
+    add(settings, store, [stored_chunk("a0", "h2", "budget vote report again")])
+    store.write_commit_records([CommitRecord("a0", "h2", 1)])
+    ids = [c.chunk_id for c in chunks] + ["a0-h2-0"]
+    copies = {cid: v.astype(np.float16) for cid, v in store.get_vectors(ids[:30]).items()}
+    vector = create_embedder(settings).embed(["budget vote in the senate"])[0]
+    for k in (1, 5, 12):
+        expected = store.query_among(vector, k, ids)
+        got = store.query_among(vector, k, ids, copies)
+        assert [h.chunk.chunk_id for h in got] == [h.chunk.chunk_id for h in expected]
+        assert [h.similarity for h in got] == pytest.approx([h.similarity for h in expected])
+        assert "a0-h1-0" not in {h.chunk.chunk_id for h in got}  # not the committed version
+
+
 def test_a_read_by_id_that_another_process_just_wrote_reconnects_once(
     settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -97,6 +97,10 @@ _CHANGES = ".changes"  # suffix of the change log: when each article's record wa
 _LEASE = ".lease"  # suffix of the collection that, while it exists, is the writer lease
 _LEASE_RENEWALS = 6  # renewals per time to live: a few may fail before the lease is lost
 _LEASE_POLL_S = 0.2  # between tries while another writer holds the lease (plus jitter)
+# How far a float16 copy's cosine similarity can be from the float32 one, for unit vectors:
+# each component rounds by at most 2^-11 of itself, and sum |q_i v_i| <= |q| |v| = 1 (plus a
+# margin for float32 sums and for components below float16's normal range).
+FLOAT16_ERROR = 2.0**-11 + 1e-5
 
 
 @contextmanager
@@ -561,40 +565,75 @@ class ChromaStore:
         shown = self._shown_nearest(wanted, similarity, k)
         return shown if len(shown) >= k else None
 
-    def query_among(self, vector: np.ndarray, k: int, chunk_ids: Sequence[str]) -> list[DenseHit]:
-        """The ``k`` shown chunks of ``chunk_ids`` nearest to ``vector``: their vectors read
-        by id (about 50 us each locally) and compared exactly, then the nearest' records."""
+    def query_among(
+        self,
+        vector: np.ndarray,
+        k: int,
+        chunk_ids: Sequence[str],
+        approximate: Mapping[str, np.ndarray] | None = None,
+    ) -> list[DenseHit]:
+        """The ``k`` shown chunks of ``chunk_ids`` nearest to ``vector``, compared exactly:
+        the vectors ``approximate`` does not give are read by id (about 50 us each locally);
+        those it gives (float16, each similarity within ``FLOAT16_ERROR`` of the exact one)
+        rank the rest, and every chunk that could be among the ``k`` nearest is read with its
+        record and vector and ranked by its exact similarity (``_shown_nearest``)."""
         if k <= 0 or not chunk_ids:
             return []
-        vectors = self.get_vectors(chunk_ids)
-        if not vectors:
+        query = np.asarray(vector, np.float32)
+        given = {cid: v for cid, v in (approximate or {}).items() if v.shape == query.shape}
+        vectors = self.get_vectors([cid for cid in chunk_ids if cid not in given])
+        ids = [*vectors, *(cid for cid in chunk_ids if cid in given and cid not in vectors)]
+        if not ids:
             return []
-        ids = list(vectors)
-        similarity = np.stack([vectors[cid] for cid in ids]) @ np.asarray(vector, np.float32)
+        rows = [vectors[cid] if cid in vectors else given[cid] for cid in ids]
+        similarity = np.stack(rows).astype(np.float32) @ query
         order = [ids[int(i)] for i in np.argsort(-similarity, kind="stable")]
         score = dict(zip(ids, similarity.tolist(), strict=True))
-        return self._shown_nearest(order, score, k)
+        slack = FLOAT16_ERROR if len(ids) > len(vectors) else 0.0
+        return self._shown_nearest(order, score, k, query if slack else None, slack)
 
     def _shown_nearest(
-        self, ranked: Sequence[str], similarity: Mapping[str, float], k: int
+        self,
+        ranked: Sequence[str],
+        similarity: Mapping[str, float],
+        k: int,
+        query: np.ndarray | None = None,
+        slack: float = 0.0,
     ) -> list[DenseHit]:
         """The first ``k`` shown chunks of ``ranked`` (nearest first), reading their records
-        ``k`` at a time: only the winners' records are read."""
+        ``k`` at a time: only the winners' records are read. With a ``query``, the scores of
+        ``ranked`` are estimates within ``slack`` of the truth: each read takes every chunk
+        within ``2 * slack`` of its last one too, with vectors, and the shown are ranked by
+        their exact similarity."""
         shown: list[DenseHit] = []
-        for start in range(0, len(ranked), k):
-            batch = list(ranked[start : start + k])
-            page = self._get_fresh(batch, ["metadatas", "documents"])
+        include = ["metadatas", "documents"] + (["embeddings"] if query is not None else [])
+        start = 0
+        while start < len(ranked) and len(shown) < k:
+            end = min(start + k, len(ranked))
+            if query is not None:
+                floor = similarity[ranked[end - 1]] - 2 * slack
+                while end < len(ranked) and similarity[ranked[end]] >= floor:
+                    end += 1
+            batch = list(ranked[start:end])
+            start = end
+            page = self._get_fresh(batch, include)
+            exact = dict(similarity)
+            if query is not None:
+                exact.update(
+                    (cid, float(np.dot(np.asarray(vec, np.float32), query)))
+                    for cid, vec in zip(page["ids"], page["embeddings"], strict=True)
+                )
             records = {
                 cid: StoredChunk(cid, text or "", dict(meta or {}))
                 for cid, text, meta in zip(
                     page["ids"], page["documents"], page["metadatas"], strict=True
                 )
             }
-            hits = [DenseHit(records[cid], similarity[cid]) for cid in batch if cid in records]
+            hits = [DenseHit(records[cid], exact[cid]) for cid in batch if cid in records]
             committed = self.committed({article_of(h.chunk) for h in hits})
             shown.extend(h for h in hits if is_shown_in(h.chunk, committed))
-            if len(shown) >= k:
-                break
+        if query is not None:
+            shown.sort(key=lambda h: -h.similarity)
         return shown[:k]
 
     def query(
