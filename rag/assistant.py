@@ -478,8 +478,8 @@ class Assistant:
             return gather(retriever, self.catalog(), analysis, query, filters, retrieval)
         k, depth = self.settings.retrieval.top_k, self.settings.retrieval.rerank_depth
         if depth <= k or self.settings.answer.answerer == "heuristic":
-            return retriever.search(query, filters=filters, mode=retrieval)
-        result = retriever.search(query, k=depth, filters=filters, mode=retrieval)
+            return retriever.search(query, filters=filters, mode=retrieval, spread=False)
+        result = retriever.search(query, k=depth, filters=filters, mode=retrieval, spread=False)
         started = time.perf_counter()
         passages = rerank(self.judge(), query, result.passages, k)
         return replace(

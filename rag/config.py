@@ -41,6 +41,7 @@ ENV_VARS: dict[str, str] = {
     "RAG_RERANK_DEPTH": "rerank_depth",
     "RAG_FUSION": "fusion",
     "RAG_DENSE_WEIGHT": "dense_weight",
+    "RAG_SAME_ARTICLE_DECAY": "same_article_decay",
     "RAG_RETRIEVAL": "retrieval",
     "RAG_LEXICAL": "lexical",
     "RAG_FTS_SEGMENT": "fts_segment",
@@ -172,6 +173,12 @@ class RetrievalSettings:
     fusion: str = "scores"
     dense_weight: float = 0.35
     rrf_k: int = 60
+    # Each chunk's fused score times this once per chunk of its article ranked above it, so
+    # that more articles reach the top (1 turns it off). Chosen by the same sweep; it applies
+    # to what search returns (the API, the LangChain retriever, digests), not to the pool a
+    # fact question's answer is chosen from (``HybridRetriever.search(spread=False)``), where
+    # it cost squad questions whose evidence is spread over one article's chunks.
+    same_article_decay: float = 0.7
     retrieval: str = "hybrid"  # the mode: hybrid, dense or lexical
     # Fact questions: the fused top this-many passages are reordered by the answer judge's best
     # sentence in each (rag.rerank) before the top_k go to the answerer; 0 turns it off.
@@ -180,6 +187,11 @@ class RetrievalSettings:
     def __post_init__(self) -> None:
         _positive(self, "top_k", "candidates", "rrf_k")
         _fraction(self, "dense_weight")
+        if not 0.0 < self.same_article_decay <= 1.0:
+            raise SettingsError(
+                f"{_named('same_article_decay')} must be greater than 0 and at most 1,"
+                f" got {self.same_article_decay}"
+            )
         if self.candidates < self.top_k:
             raise SettingsError(
                 f"{_named('candidates')} must be at least {_named('top_k')},"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,7 +65,13 @@ class HybridRetriever:
         k: int | None = None,
         filters: SearchFilters | None = None,
         mode: str | None = None,
+        *,
+        spread: bool = True,
     ) -> SearchResult:
+        """The ``k`` best passages for ``query``. ``spread=False`` ranks them by fused score
+        alone, without holding back an article's later chunks (``same_article_decay``): the
+        pool a fact question's answer is chosen from, where one article's several chunks are
+        often all evidence."""
         k = k or self.settings.top_k
         mode = mode or self.settings.retrieval
         filters = filters or SearchFilters()
@@ -94,7 +100,7 @@ class HybridRetriever:
             timings["lexical_search"] = _ms_since(started)
 
         started = time.perf_counter()
-        passages = self._fuse(dense, lexical, vector, k)
+        passages = self._fuse(dense, lexical, vector, k, spread)
         timings["fuse"] = _ms_since(started)
         return SearchResult(passages, vector, timings)
 
@@ -136,9 +142,11 @@ class HybridRetriever:
         lexical: list[tuple[StoredChunk, float]],
         vector: np.ndarray,
         k: int,
+        spread: bool = True,
     ) -> list[Passage]:
         chunks = {chunk.chunk_id: chunk for chunk, _ in (*dense, *lexical)}
-        fused = fused_scores(_ranked(dense), _ranked(lexical), self.fusion)[:k]
+        params = self.fusion if spread else replace(self.fusion, same_article_decay=1.0)
+        fused = fused_scores(_ranked(dense), _ranked(lexical), params)[:k]
         similarity = {chunk.chunk_id: score for chunk, score in dense}
         bm25 = {chunk.chunk_id: score for chunk, score in lexical}
         # Lexical-only hits still need their cosine similarity: it is the evidence strength.
@@ -160,6 +168,7 @@ def fusion_params(settings: RetrievalSettings) -> FusionParams:
         dense_weight=settings.dense_weight if scores else 1.0,
         lexical_weight=1.0 - settings.dense_weight if scores else 1.0,
         depth=settings.candidates,
+        same_article_decay=settings.same_article_decay,
     )
 
 

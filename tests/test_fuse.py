@@ -49,6 +49,25 @@ def test_the_article_prior_lifts_a_chunk_by_its_articles_other_chunks() -> None:
     assert fuse_rankings(dense, [], lifted)[0] == "y1"
 
 
+SAME = [("x1", "X", 1.0), ("x2", "X", 0.9), ("x3", "X", 0.85), ("y1", "Y", 0.6)]
+
+
+def test_a_same_article_decay_lets_another_article_past_an_articles_later_chunks() -> None:
+    ranked = [("x1", "X", 1.0), ("x2", "X", 0.95), ("y1", "Y", 0.9)]
+    decayed = FusionParams(method="rrf", rrf_k=0, lexical_weight=0.0, same_article_decay=0.5)
+    # rrf: x1 1, x2 1/2 -> 1/4 (one of X above), y1 1/3
+    assert fuse_rankings(ranked, [], decayed) == ["x1", "y1", "x2"]
+    plain = FusionParams(method="rrf", rrf_k=0, lexical_weight=0.0)
+    assert fuse_rankings(ranked, [], plain) == ["x1", "x2", "y1"]
+
+
+def test_a_cap_per_article_puts_every_other_article_first_and_keeps_each_ones_order() -> None:
+    capped = FusionParams(method="scores", lexical_weight=0.0, per_article=1)
+    assert fuse_rankings(SAME, [], capped) == ["x1", "y1", "x2", "x3"]
+    two = FusionParams(method="scores", lexical_weight=0.0, per_article=2)
+    assert fuse_rankings(SAME, [], two) == ["x1", "x2", "y1", "x3"]
+
+
 def test_one_list_with_equal_scores_still_counts() -> None:
     same = [("a", "A", 1.0), ("b", "B", 1.0)]
     assert dict(fused_scores(same, [], FusionParams(method="scores"))) == {"a": 1.0, "b": 1.0}
@@ -62,6 +81,9 @@ def test_one_list_with_equal_scores_still_counts() -> None:
         {"depth": 0},
         {"dense_weight": -0.1},
         {"dense_weight": 0.0, "lexical_weight": 0.0},
+        {"same_article_decay": 0.0},
+        {"same_article_decay": 1.5},
+        {"per_article": -1},
     ],
 )
 def test_bad_fusion_params_are_refused(bad: dict[str, object]) -> None:
@@ -76,6 +98,7 @@ def test_settings_choose_the_fusion() -> None:
         0.35,
         pytest.approx(0.65),
     )
+    assert shipped.same_article_decay == 0.7 and not shipped.per_article
     rrf = fusion_params(Settings(fusion="rrf", rrf_k=10, candidates=40))
     assert (rrf.method, rrf.rrf_k, rrf.depth, rrf.dense_weight) == ("rrf", 10, 40, 1.0)
     with pytest.raises(SettingsError, match="fusion"):

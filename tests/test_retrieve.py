@@ -68,6 +68,36 @@ def test_fused_passages_carry_both_scores_and_their_article(retriever: HybridRet
     assert top.author == "Ana Diaz" and top.date == "2018-03-01"
 
 
+def test_search_holds_back_an_articles_later_chunks_unless_asked_not_to(
+    settings: Settings,
+) -> None:
+    """With a strong same-article decay, a second article reaches the top ahead of the first
+    one's later chunks; ``spread=False`` (a fact question's answer pool) ranks by fused score
+    alone."""
+    long = Article(
+        "storm",
+        "Harbour storm",
+        "\n\n".join(
+            f"The harbour storm closed berth {n} and the storm flooded quay {n}." for n in range(12)
+        ),
+    )
+    other = Article(
+        "port", "Port news", "The storm warning reached the harbour office on Friday, they said."
+    )
+    unrelated = Article("school", "School meals", "The council voted to fund free school meals.")
+    settings = settings.replace(same_article_decay=0.1, chunk_chars=200)
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    Indexer(settings.index, embedder, store).sync([long, other, unrelated], progress=False)
+    retriever = HybridRetriever(
+        settings.retrieval, embedder, store, open_lexical(settings.index, store)
+    )
+    pool = [p.article_id for p in retriever.search("harbour storm", k=4, spread=False).passages]
+    assert pool[:2] == ["storm", "storm"]
+    spread = [p.article_id for p in retriever.search("harbour storm", k=4).passages]
+    assert spread[:2] == ["storm", "port"]
+
+
 def test_the_lexical_search_finds_a_verbs_other_form_and_a_nationalitys_country(
     retriever: HybridRetriever,
 ) -> None:

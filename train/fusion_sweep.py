@@ -28,7 +28,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.analyze import lexical_query
@@ -194,6 +194,20 @@ def variants(depth: int) -> dict[str, FusionParams]:
         found[f"scores alpha=0.3 depth=30 + article {boost}"] = FusionParams(
             method="scores", dense_weight=0.3, lexical_weight=0.7, depth=30, article_weight=boost
         )
+    # More articles at the top: each article's later chunks held back (rag.fuse._spread).
+    shipped = found["shipped (rag.config.Settings)"]
+    for base_name, base in (("shipped", shipped), ("bm25 only", found["bm25 only"])):
+        for decay in (0.5, 0.7, 0.8, 0.9):
+            found[f"{base_name} + same-article decay {decay}"] = replace(
+                base, same_article_decay=decay
+            )
+        for cap in (1, 2):
+            found[f"{base_name} + {cap} per article"] = replace(base, per_article=cap)
+    for decay in (0.7, 0.8, 0.9):
+        found[f"dense only + same-article decay {decay}"] = replace(
+            found["dense only"], same_article_decay=decay
+        )
+    found["dense only + 1 per article"] = replace(found["dense only"], per_article=1)
     return found
 
 
@@ -260,8 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = variants(args.depth)
     runs: list[tuple[str, FusionParams, float | None]] = [(n, p, None) for n, p in found.items()]
     for name in RERANKED:
+        # The pool a fact question is answered from is fused without the same-article decay
+        # (``HybridRetriever.search(spread=False)``), as here.
+        pool = replace(found[name], same_article_decay=1.0)
         for weight in (PRIOR_WEIGHT, 0.4):
-            runs.append((f"{name} + rerank (prior {weight})", found[name], weight))
+            runs.append((f"{name} + rerank (prior {weight})", pool, weight))
     for name, params, prior in runs:
         if args.only and not re.search(args.only, name):
             continue
