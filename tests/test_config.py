@@ -82,6 +82,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
         "RAG_RERANK_DEPTH": "30",
         "RAG_FUSION": "rrf",
         "RAG_DENSE_WEIGHT": "0.5",
+        "RAG_SAME_ARTICLE_DECAY": "0.9",
         "RAG_RETRIEVAL": "lexical",
         "RAG_MIN_EVIDENCE": "0.5",
         "RAG_SENTENCES_EMBEDDED": "20",
@@ -130,7 +131,7 @@ def test_from_env_reads_rag_variables_and_converts_types(tmp_path: Path) -> None
     assert s.top_k == 8
     assert s.candidates == 40
     assert s.rerank_depth == 30
-    assert (s.fusion, s.dense_weight) == ("rrf", 0.5)
+    assert (s.fusion, s.dense_weight, s.same_article_decay) == ("rrf", 0.5, 0.9)
     assert s.retrieval.retrieval == "lexical"
     assert s.lexical == "bm25s" and s.store == "chroma" and s.fts_segment == "off"
     assert s.llm.llm == "openai:gpt-4o-mini"
@@ -221,6 +222,8 @@ def test_replace_accepts_already_typed_values() -> None:
         ({"collection": "has space"}, "'has space'"),
         ({"collection": "a" * 513}, "a" * 513),
         ({"fts_segment": "sometimes"}, "'sometimes'"),
+        ({"same_article_decay": 0}, "0"),
+        ({"same_article_decay": 1.5}, "1.5"),
     ],
 )
 def test_bad_values_raise_settings_error_naming_the_value(
@@ -378,6 +381,7 @@ BAD_ENVIRONMENT = {
     "RAG_RERANK_DEPTH": "-1",
     "RAG_FUSION": "max",
     "RAG_DENSE_WEIGHT": "1.5",
+    "RAG_SAME_ARTICLE_DECAY": "0",
     "RAG_RETRIEVAL": "fuzzy",
     "RAG_MIN_EVIDENCE": "2",
     "RAG_SENTENCES_EMBEDDED": "0",
