@@ -245,16 +245,22 @@ def _article(n: int, extra: str = "") -> Article:
     )
 
 
-def test_with_a_segment_one_article_still_costs_that_article(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = settings.replace(fts_segment="manual")
+def _thirty_articles(settings: Settings) -> tuple[ChromaStore, Indexer, FtsIndex]:
+    """A real store of 30 articles, its indexer and its FTS5 index (no segment yet)."""
     embedder = create_embedder(settings)
     store = ChromaStore.open(settings, embedder.model_id)
     indexer = Indexer(settings, embedder, store)
     indexer.sync([_article(n) for n in range(30)], progress=False)
     index = open_lexical(settings, store)
     assert isinstance(index, FtsIndex)
+    return store, indexer, index
+
+
+def test_with_a_segment_one_article_still_costs_that_article(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings.replace(fts_segment="manual")
+    store, indexer, index = _thirty_articles(settings)
     index.build_segment()
     segment = index.segment_name
     plain = FtsIndex(fts_path(settings), store, segments="off")
@@ -289,12 +295,7 @@ def test_a_segment_keeps_each_rows_vector_and_a_new_build_reads_only_new_rows(
     the filtered dense search; the next build carries those over and reads from the store
     only the vectors of rows added since (a replaced article's rows are new rows)."""
     settings = settings.replace(fts_segment="manual")
-    embedder = create_embedder(settings)
-    store = ChromaStore.open(settings, embedder.model_id)
-    indexer = Indexer(settings, embedder, store)
-    indexer.sync([_article(n) for n in range(30)], progress=False)
-    index = open_lexical(settings, store)
-    assert isinstance(index, FtsIndex)
+    store, indexer, index = _thirty_articles(settings)
     first = index.build_segment()
     assert first["vectors_read"] == index.count() and first["vectors_carried"] == 0
     match = index.matching(SearchFilters(article_ids=("a3", "a4")), 100)
