@@ -240,6 +240,39 @@ def test_exact_search_among_ids_ranks_by_float16_copies_and_reports_exact_scores
         assert "a0-h1-0" not in {h.chunk.chunk_id for h in got}  # not the committed version
 
 
+def test_a_reconnect_stops_the_replaced_client_and_every_store_reads_through_the_new(
+    settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left running, a replaced client keeps its copy of the vector index in memory (at 1M
+    chunks a replica went from 2.2 to 4.2 GB). Every store of the process reads through the
+    new one, so the old one is stopped once reads begun on it are done."""
+    import threading
+
+    from chromadb.config import System
+
+    import rag.stores.chroma as chroma
+
+    monkeypatch.setattr(chroma, "RETIRE_AFTER_S", 0.0)
+    stopped: list[object] = []
+    real_stop = System.stop
+
+    def stop(system: System) -> None:
+        stopped.append(system)
+        real_stop(system)
+
+    monkeypatch.setattr(System, "stop", stop)
+    add(settings, store, [stored_chunk("a", "h1", "budget vote")])
+    other = ChromaStore.open(settings, create_embedder(settings).model_id)
+    old = store._client._system
+    other._reconnect()
+    for timer in [t for t in threading.enumerate() if isinstance(t, threading.Timer)]:
+        timer.join(10)
+    assert stopped == [old]
+    assert store._client._system is other._client._system is not old
+    assert store.count() == other.count() == 1
+    assert list(store.get_vectors(["a-h1-0"])) == ["a-h1-0"]
+
+
 def test_a_read_by_id_that_another_process_just_wrote_reconnects_once(
     settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
