@@ -175,9 +175,9 @@ class RetrievalSettings:
     rrf_k: int = 60
     # Each chunk's fused score times this once per chunk of its article ranked above it, so
     # that more articles reach the top (1 turns it off). Chosen by the same sweep; it applies
-    # to what search returns (the API, the LangChain retriever, digests), not to the pool a
-    # fact question's answer is chosen from (``HybridRetriever.search(spread=False)``), where
-    # it cost squad questions whose evidence is spread over one article's chunks.
+    # to what search returns (the LangChain retriever, digests, metadata questions), not to
+    # the pool a fact question's answer is chosen from (``HybridRetriever.search(spread=
+    # False)``), where it cost squad questions whose evidence is spread over one article.
     same_article_decay: float = 0.7
     retrieval: str = "hybrid"  # the mode: hybrid, dense or lexical
     # Fact questions: the fused top this-many passages are reordered by the answer judge's best

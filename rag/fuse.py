@@ -6,8 +6,7 @@ scores), optionally with an article prior that lifts a chunk by the evidence the
 of its article collected, or the opposite, each article's later chunks held back so that more
 articles reach the top (``same_article_decay``, ``per_article``). ``HybridRetriever`` and
 ``train.fusion_sweep`` (which chose the defaults) both call it, so what was measured is what
-runs. This module does not search,
-embed or read the store.
+runs. This module does not search, embed or read the store.
 """
 
 from __future__ import annotations

@@ -224,9 +224,8 @@ class Segment:
     def vectors_of(self, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Of ``row_ids``, those whose vector this segment holds (a bool mask over
         ``row_ids``) and those vectors (float16, in the same order)."""
-        known = np.zeros(len(row_ids), dtype=bool)
         if not self.rows or not self.vectors.shape[1]:
-            return known, np.zeros((0, 0), dtype=np.float16)
+            return np.zeros(len(row_ids), dtype=bool), np.zeros((0, 0), dtype=np.float16)
         at = np.minimum(np.searchsorted(self.ids, row_ids), self.rows - 1)
         held = self.ids[at] == row_ids
         held[held] = self.vector_known[at[held]]

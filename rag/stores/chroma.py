@@ -424,7 +424,7 @@ class ChromaStore:
         # of RSS). Other paths' clients are left alone.
         from chromadb.api.shared_system_client import SharedSystemClient
 
-        identifier = SharedSystemClient._get_identifier_from_settings(self._client.get_settings())
+        identifier = self._identifier
         old = SharedSystemClient._identifier_to_system.pop(identifier, None)
         SharedSystemClient._identifier_to_refcount.pop(identifier, None)
         for store in [s for s in list(_OPEN) if s._local and s._identifier == identifier]:
@@ -439,7 +439,7 @@ class ChromaStore:
     def _identifier(self) -> str:
         from chromadb.api.shared_system_client import SharedSystemClient
 
-        return str(SharedSystemClient._get_identifier_from_settings(self._client.get_settings()))
+        return SharedSystemClient._get_identifier_from_settings(self._client.get_settings())
 
     def bump_version(self) -> str:
         with _write_errors():
@@ -612,7 +612,7 @@ class ChromaStore:
         query = np.asarray(vector, np.float32)
         given = {cid: v for cid, v in (approximate or {}).items() if v.shape == query.shape}
         vectors = self.get_vectors([cid for cid in chunk_ids if cid not in given])
-        ids = [*vectors, *(cid for cid in chunk_ids if cid in given and cid not in vectors)]
+        ids = [*vectors, *(cid for cid in chunk_ids if cid in given)]
         if not ids:
             return []
         rows = [vectors[cid] if cid in vectors else given[cid] for cid in ids]
@@ -647,7 +647,7 @@ class ChromaStore:
             batch = list(ranked[start:end])
             start = end
             page = self._get_fresh(batch, include)
-            exact = dict(similarity)
+            exact = {cid: similarity[cid] for cid in batch}
             if query is not None:
                 exact.update(
                     (cid, float(np.dot(np.asarray(vec, np.float32), query)))
