@@ -240,7 +240,7 @@ def test_exact_search_among_ids_ranks_by_float16_copies_and_reports_exact_scores
         assert "a0-h1-0" not in {h.chunk.chunk_id for h in got}  # not the committed version
 
 
-def test_a_reconnect_stops_the_replaced_client_and_every_store_reads_through_the_new(
+def test_a_reload_stops_the_replaced_client_and_every_store_reads_through_the_new(
     settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Left running, a replaced client keeps its copy of the vector index in memory (at 1M
@@ -264,7 +264,8 @@ def test_a_reconnect_stops_the_replaced_client_and_every_store_reads_through_the
     add(settings, store, [stored_chunk("a", "h1", "budget vote")])
     other = ChromaStore.open(settings, create_embedder(settings).model_id)
     old = store._client._system
-    other._reconnect()
+    other.reload()
+    assert other.wait_reloaded(30)
     for timer in [t for t in threading.enumerate() if isinstance(t, threading.Timer)]:
         timer.join(10)
     new = store._client._system
@@ -274,30 +275,115 @@ def test_a_reconnect_stops_the_replaced_client_and_every_store_reads_through_the
     assert list(store.get_vectors(["a-h1-0"])) == ["a-h1-0"]
 
 
-def test_a_read_by_id_that_another_process_just_wrote_reconnects_once(
+WRITER = """
+import sys
+sys.path.insert(0, sys.argv[4])
+import conftest  # registers the fake embedder
+import numpy as np
+from rag.config import Settings
+from rag.embed import create_embedder
+from rag.schema import Chunk
+from rag.store import CommitRecord
+from rag.stores.chroma import ChromaStore
+
+settings = Settings(data_dir=sys.argv[1], embedding_provider="fake-hash")
+embedder = create_embedder(settings)
+store = ChromaStore.open(settings, embedder.model_id)
+text = sys.argv[3]
+metadata = {"article_id": sys.argv[2], "article_hash": "h1", "index": 0}
+chunk = Chunk(f"{sys.argv[2]}-h1-0", sys.argv[2], text, 0, len(text), 0, metadata)
+store.add([chunk], np.asarray(embedder.embed([text]), dtype=np.float32))
+store.write_commit_records([CommitRecord(sys.argv[2], "h1", 1)])
+store.bump_version()
+"""
+
+
+TESTS = str(Path(__file__).parent)
+
+
+def write_from_another_process(settings: Settings, article_id: str, text: str) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-c", WRITER, str(settings.data_dir), article_id, text, TESTS],
+        check=True,
+        timeout=120,
+    )
+
+
+def test_what_another_process_wrote_is_searched_once_a_background_reload_is_done(
     settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A replica's segments predate the writer's add, which the shared lexical file already
-    # shows: Chroma fails to find the ids. The store reconnects and reads them.
+    """An embedded Chroma loads its vector index once: another process's new chunks have
+    records but no vectors here until it loads again. Noticing the new version starts that
+    reload in a thread; until it is done, reads go on through the old client (the new
+    chunk's vector reads as missing, never as an error), then every read finds it."""
+    import threading
+
+    import rag.stores.chroma as chroma
+
+    # Enough chunks that Chroma has moved them from its log into the vector index (which a
+    # client loads once; it reads what is still in the log afresh).
+    add(settings, store, [stored_chunk("a", "h1", "budget vote in the senate")])
+    add(settings, store, [stored_chunk(f"f{n}", "h1", f"filler {n}") for n in range(1500)])
+    assert query_ids(settings, store, "budget vote in the senate", 1) == ["a-h1-0"]  # loaded
+    store.current_version()
+    write_from_another_process(settings, "b", "harbour storm floods the docks")
+
+    may_load = threading.Event()
+    real_load = chroma._load_vectors
+
+    def held_load(client: object, name: str) -> None:
+        may_load.wait(30)
+        real_load(client, name)
+
+    monkeypatch.setattr(chroma, "_load_vectors", held_load)
+    store.current_version()
+    assert store.reloading
+    assert store.get_vectors(["a-h1-0", "b-h1-0"]).keys() == {"a-h1-0"}  # no error meanwhile
+    assert "b-h1-0" not in query_ids(settings, store, "harbour storm floods the docks", 2)
+    may_load.set()
+    assert store.wait_reloaded(30)
+    assert not store.reloading
+    assert store.get_vectors(["b-h1-0"]).keys() == {"b-h1-0"}
+    assert query_ids(settings, store, "harbour storm floods the docks", 1) == ["b-h1-0"]
+
+
+def test_this_processs_own_write_starts_no_reload(settings: Settings, store: ChromaStore) -> None:
+    other = ChromaStore.open(settings, create_embedder(settings).model_id)
+    other.current_version()
     add(settings, store, [stored_chunk("a", "h1", "budget vote")])
-    collection = store._existing()
-    reconnects: list[int] = []
+    store.bump_version()
+    other.current_version()  # a store of the same process, on the same path
+    assert not other.reloading
+    assert query_ids(settings, other, "budget vote", 1) == ["a-h1-0"]
 
-    class Stale:
-        def get(self, **kwargs: object) -> object:
-            raise RuntimeError("Error executing plan: Internal error: Error finding id")
 
-    stale = True
+def test_a_write_of_this_process_during_a_reload_makes_it_load_once_more(
+    settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload may have read the index from disk before this process's own write landed:
+    the write asks for one more, so the client every store switches to holds it."""
+    import threading
 
-    def existing() -> object:
-        return Stale() if stale else collection
+    import rag.stores.chroma as chroma
 
-    def reconnect() -> None:
-        nonlocal stale
-        reconnects.append(1)
-        stale = False
+    add(settings, store, [stored_chunk("a", "h1", "budget vote")])
+    may_load = threading.Event()
+    loads: list[object] = []
+    real_load = chroma._load_vectors
 
-    monkeypatch.setattr(store, "_existing", existing)
-    monkeypatch.setattr(store, "_reconnect", reconnect)
-    assert list(store.get_vectors(["a-h1-0"])) == ["a-h1-0"]
-    assert reconnects == [1]
+    def held_load(client: object, name: str) -> None:
+        loads.append(client)
+        may_load.wait(30)
+        real_load(client, name)
+
+    monkeypatch.setattr(chroma, "_load_vectors", held_load)
+    store.reload()
+    add(settings, store, [stored_chunk("b", "h1", "harbour storm")])
+    store.bump_version()
+    may_load.set()
+    assert store.wait_reloaded(30)
+    assert len(loads) == 2 and store._client is loads[-1]
+    assert query_ids(settings, store, "harbour storm", 1) == ["b-h1-0"]
