@@ -109,6 +109,11 @@ class LexicalSearch(Protocol):
         not)."""
         ...
 
+    def vector_copies(self, chunk_ids: Sequence[str]) -> Mapping[str, np.ndarray]:
+        """Copies (float16) of the dense vectors of those of ``chunk_ids`` whose vectors the
+        index keeps: none when it keeps none."""
+        ...
+
     def get(self, chunk_id: str) -> StoredChunk | None: ...
 
     def article_chunks(self, article_ids: Collection[str]) -> list[StoredChunk]: ...
@@ -302,6 +307,9 @@ class Bm25sIndex:
             for i, s in zip(documents[0], scores[0], strict=True)
             if s > 0
         ]
+
+    def vector_copies(self, chunk_ids: Sequence[str]) -> Mapping[str, np.ndarray]:
+        return {}  # this backend keeps no vectors
 
     def matching(self, filters: SearchFilters, limit: int) -> FilterMatch:
         mask = self._mask(filters)

@@ -26,6 +26,13 @@ switched; every search reads the pointer in its own snapshot, so each process mo
 new one at its next search. ``RAG_FTS_SEGMENT=off`` ranks with FTS5 alone; ``manual`` builds
 only on ``build_segment``. Adding an article still costs the article.
 
+Vectors: the segment holds a float16 copy of each of its rows' dense vectors, and
+``row_vectors`` one of each row written since (read from the store as its article is
+followed; a rebuild from every chunk keeps none, the segment build reads them). A filtered
+search ranks the chunks it lists by them (``matching``), a replica whose vector store cannot
+read another process's new vectors yet scores new chunks by them (``vector_copies``), and the
+next segment takes them instead of reading the store.
+
 Answers quote these rows, so they are checked like records: each row holds the SHA-256 of its
 chunk id, text and metadata, checked on every hit returned; a row that differs (an edited
 quote) is never returned, and its article is read again from the store, with a log line. The
@@ -98,6 +105,10 @@ CREATE TABLE IF NOT EXISTS deleted_rows (
     id INTEGER NOT NULL,
     terms_kept INTEGER NOT NULL
 );
+-- Float16 copies of the dense vectors of rows written since the segment was built (it holds
+-- the others'), read from the store as each article is followed: what a replica ranks and
+-- scores new chunks by until its vector store has loaded them (``vector_copies``).
+CREATE TABLE IF NOT EXISTS row_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 """
 # A segment (rag.lexical_segment) is built once the file holds this many rows, and again when
 # the rows after its mark, or those deleted from it, pass this share of the file.
@@ -307,7 +318,23 @@ class FtsIndex:
                 batch,
             ).fetchall()
             self._delete_rows(rows)
-        self._insert(self.store.iter_article_chunks(article_ids))
+        self._copy_vectors(self._insert(self.store.iter_article_chunks(article_ids)))
+
+    def _copy_vectors(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Keep float16 copies of the vectors the store can read now of ``rows`` (row id,
+        chunk id): in proportion to the article followed (a rebuild keeps none: the segment
+        reads them)."""
+        if self.store is None or not rows:
+            return
+        found = self.store.get_vectors([chunk_id for _, chunk_id in rows])
+        self._db().executemany(
+            "INSERT OR REPLACE INTO row_vectors (id, vector) VALUES (?, ?)",
+            [
+                (row_id, np.asarray(found[chunk_id], np.float16).tobytes())
+                for row_id, chunk_id in rows
+                if chunk_id in found
+            ],
+        )
 
     def _delete_rows(self, rows: Sequence[tuple[int, str, str, str, str]]) -> None:
         db = self._db()
@@ -323,12 +350,15 @@ class FtsIndex:
                     (row_id, " ".join(index_terms(text, str(meta.get("title", ""))))),
                 )
             db.execute("DELETE FROM chunks WHERE id = ?", (row_id,))
+            db.execute("DELETE FROM row_vectors WHERE id = ?", (row_id,))
             db.execute(
                 "INSERT INTO deleted_rows (id, terms_kept) VALUES (?, ?)", (row_id, int(not intact))
             )
 
-    def _insert(self, chunks: Iterator[StoredChunk]) -> None:
+    def _insert(self, chunks: Iterator[StoredChunk]) -> list[tuple[int, str]]:
+        """Rows for ``chunks``; their (row id, chunk id)."""
         db = self._db()
+        inserted: list[tuple[int, str]] = []
         for chunk in chunks:
             self.chunks_read += 1
             meta = chunk.metadata
@@ -347,8 +377,11 @@ class FtsIndex:
                     _digest(chunk.chunk_id, chunk.text, meta),
                 ),
             )
+            row_id = int(cursor.lastrowid or 0)
             terms = " ".join(index_terms(chunk.text, str(meta.get("title", ""))))
-            db.execute("INSERT INTO fts (rowid, terms) VALUES (?, ?)", (cursor.lastrowid, terms))
+            db.execute("INSERT INTO fts (rowid, terms) VALUES (?, ?)", (row_id, terms))
+            inserted.append((row_id, chunk.chunk_id))
+        return inserted
 
     def _rebuild(self, version: str, started: float) -> None:
         """Every shown chunk of the store, read once: for a new file (or a store without a
@@ -362,6 +395,7 @@ class FtsIndex:
             db.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
             # Row ids start afresh from the store: no segment of the old rows stands.
             db.execute("DELETE FROM deleted_rows")
+            db.execute("DELETE FROM row_vectors")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('segment', '')")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (uuid.uuid4().hex,))
             self._insert(self.store.iter_chunks())
@@ -673,8 +707,9 @@ class FtsIndex:
             with FileLock(str(folder / ".lock"), timeout=-1 if wait else 0):
                 epoch = self._meta("epoch")
                 previous = self._snapshot_segment()
-                source = self.store.get_vectors if self.store is not None else None
-                name, figures = lexical_segment.build(self.path, vectors=source, previous=previous)
+                name, figures = lexical_segment.build(
+                    self.path, vectors=self._vectors_to_build, previous=previous
+                )
                 manifest = json.loads((folder / name / "manifest.json").read_text("utf-8"))
                 db = self._db()
                 with self._write_lock:
@@ -690,6 +725,10 @@ class FtsIndex:
                         db.execute(
                             "DELETE FROM deleted_rows WHERE seq <= ?",
                             (int(manifest["deleted_seq"]),),
+                        )
+                        # The segment holds these rows' vectors now.
+                        db.execute(
+                            "DELETE FROM row_vectors WHERE id <= ?", (int(manifest["mark"]),)
                         )
                         db.execute("COMMIT")
                     except BaseException:
@@ -708,9 +747,73 @@ class FtsIndex:
         finally:
             self._building.release()
 
+    def _vectors_to_build(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """For a segment build: the copies of ``chunk_ids``' vectors this file keeps, the
+        rest read from the store."""
+        found = self._row_copies(self._row_ids(chunk_ids))
+        rest = [cid for cid in chunk_ids if cid not in found]
+        if rest and self.store is not None:
+            found.update(self.store.get_vectors(rest))
+        return found
+
+    def _row_ids(self, chunk_ids: Sequence[str]) -> list[tuple[int, str]]:
+        rows: list[tuple[int, str]] = []
+        for batch in _batches(chunk_ids):
+            marks = ",".join("?" * len(batch))
+            rows.extend(
+                (int(r[0]), str(r[1]))
+                for r in self._db().execute(
+                    f"SELECT id, chunk_id FROM chunks WHERE chunk_id IN ({marks})", batch
+                )
+            )
+        return rows
+
+    def _row_copies(self, rows: Sequence[tuple[int, str]]) -> dict[str, np.ndarray]:
+        """The copies ``row_vectors`` keeps of ``rows`` (row id, chunk id), by chunk id."""
+        chunk_of = dict(rows)
+        found: dict[str, np.ndarray] = {}
+        ids = list(chunk_of)
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            batch = ids[start : start + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(batch))
+            for row_id, blob in self._db().execute(
+                f"SELECT id, vector FROM row_vectors WHERE id IN ({marks})", batch
+            ):
+                found[chunk_of[int(row_id)]] = np.frombuffer(blob, dtype=np.float16)
+        return found
+
+    def vector_copies(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The float16 copies this index keeps of ``chunk_ids``' dense vectors (the
+        segment's, and those of rows written since), by chunk id."""
+        if not chunk_ids:
+            return {}
+        db = self._db()
+        db.execute("BEGIN")  # one snapshot: the rows and the segment they are read from
+        try:
+            rows = self._row_ids(chunk_ids)
+            segment = self._current_segment() if self.segments != "off" and rows else None
+            return self._copies_of(rows, segment)
+        finally:
+            db.execute("COMMIT")
+
+    def _copies_of(
+        self, rows: Sequence[tuple[int, str]], segment: Segment | None
+    ) -> dict[str, np.ndarray]:
+        """The copies of ``rows``' vectors: the segment's, then ``row_vectors``' (inside
+        the caller's snapshot)."""
+        found: dict[str, np.ndarray] = {}
+        if segment is not None and rows:
+            row_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            held, vectors = segment.vectors_of(row_ids)
+            found.update(zip((rows[int(i)][1] for i in np.flatnonzero(held)), vectors, strict=True))
+        rest = [row for row in rows if row[1] not in found]
+        if rest:
+            found.update(self._row_copies(rest))
+        return found
+
     def matching(self, filters: SearchFilters, limit: int) -> FilterMatch:
-        """The chunks ``filters`` accept (SQL on indexed columns), with the float16 vectors
-        the segment holds of them when they are listed."""
+        """The chunks ``filters`` accept (SQL on indexed columns), with the float16 copies
+        of their vectors this index keeps (``vector_copies``) when they are listed."""
         conditions, values = _conditions(filters)
         where = " WHERE " + " AND ".join(conditions) if conditions else ""
         db = self._db()
@@ -727,13 +830,9 @@ class FtsIndex:
                 return FilterMatch(count, self.count(), None)
             ids = tuple(str(r[1]) for r in rows)
             segment = self._current_segment() if self.segments != "off" and rows else None
+            vectors = self._copies_of([(int(r[0]), str(r[1])) for r in rows], segment)
         finally:
             db.execute("COMMIT")
-        vectors: dict[str, np.ndarray] = {}
-        if segment is not None:
-            row_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            held, found = segment.vectors_of(row_ids)
-            vectors = dict(zip((ids[i] for i in np.flatnonzero(held)), found, strict=True))
         return FilterMatch(len(ids), self.count(), ids, vectors)
 
     def accepted(self, chunk_ids: Sequence[str], filters: SearchFilters) -> set[str]:

@@ -35,7 +35,8 @@ searched exactly without reading each vector from the vector store (about 50 us 
 in Chroma; ``VectorStore.query_among`` then reads only the winners). They are the one thing a
 segment takes from the store: each build carries over the vectors of the rows the last
 segment held (a row is one version of a chunk, and its vector never changes), and reads only
-the rest from the store, so a build reads vectors in proportion to what changed. A row the
+the rest from its ``vectors`` source (the FTS5 file's copies of newer rows, then the store),
+so a build reads vectors in proportion to what changed. A row the
 store has no vector for is marked unknown and read from the store when asked for.
 
 Each array file's SHA-256 is in the segment's manifest, written at the build and checked when

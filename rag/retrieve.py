@@ -150,9 +150,15 @@ class HybridRetriever:
         similarity = {chunk.chunk_id: score for chunk, score in dense}
         bm25 = {chunk.chunk_id: score for chunk, score in lexical}
         # Lexical-only hits still need their cosine similarity: it is the evidence strength.
+        # The store's vectors; for chunks it cannot read yet (a replica whose vector index
+        # is reloading after another process wrote), the lexical index's float16 copies.
         missing = [cid for cid, _ in fused if cid not in similarity]
-        for cid, stored_vector in self.store.get_vectors(missing).items():
-            similarity[cid] = float(np.dot(stored_vector, vector))
+        stored = self.store.get_vectors(missing)
+        unread = [cid for cid in missing if cid not in stored]
+        copies = self.lexical.vector_copies(unread) if unread else {}
+        for cid, stored_vector in (*stored.items(), *copies.items()):
+            if stored_vector.shape == vector.shape:
+                similarity[cid] = float(np.dot(np.asarray(stored_vector, np.float32), vector))
         return [
             passage_from_chunk(chunks[cid], score, similarity.get(cid), bm25.get(cid))
             for cid, score in fused

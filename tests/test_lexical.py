@@ -189,6 +189,36 @@ def test_a_replica_applies_only_what_changed(
     assert not replica.search("Japan India", 5)  # the removed article is gone from it too
 
 
+def test_following_an_article_keeps_copies_of_its_vectors_and_drops_its_old_rows(
+    fts: tuple[Settings, ChromaStore, Indexer], tmp_path: Path
+) -> None:
+    """Rows written as an article is followed keep a float16 copy of their vectors (what a
+    replica scores them by while its vector store reloads); a replaced or removed article's
+    rows lose theirs; a rebuild, which the segment build follows, keeps none."""
+    _, store, indexer = fts
+    replica = FtsIndex.open(tmp_path / "replica" / "lexical.sqlite", store)
+
+    def copied() -> set[str]:
+        return set(replica.vector_copies([c.chunk_id for c in store.iter_chunks()]))
+
+    assert copied() == set()  # built from every chunk: the segment will read the vectors
+    indexer.sync([_article(1), _article(2)], progress=False)
+    replica.follow()
+    new = {c.chunk_id for c in store.iter_chunks() if c.metadata["article_id"] in ("a1", "a2")}
+    assert copied() == new
+    exact = store.get_vectors(sorted(new))
+    for chunk_id, copy in replica.vector_copies(sorted(new)).items():
+        assert abs(float(copy.astype("float32") @ exact[chunk_id]) - 1.0) < 1e-3
+    one = _article(1)
+    indexer.sync([Article(one.article_id, one.title, one.text + " Again.")], progress=False)
+    indexer.remove(["a2"])
+    replica.follow()
+    now = {c.chunk_id for c in store.iter_chunks() if c.metadata["article_id"] == "a1"}
+    assert copied() == now and not now & new
+    rows = replica._db().execute("SELECT count(*) FROM row_vectors").fetchone()[0]
+    assert rows == len(now)  # the old rows' copies are gone with them
+
+
 def test_a_file_that_holds_rows_can_be_rebuilt(
     fts: tuple[Settings, ChromaStore, Indexer], tmp_path: Path
 ) -> None:

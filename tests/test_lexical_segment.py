@@ -292,8 +292,9 @@ def test_a_segment_keeps_each_rows_vector_and_a_new_build_reads_only_new_rows(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The segment holds a float16 copy of every row's vector, which ``matching`` hands to
-    the filtered dense search; the next build carries those over and reads from the store
-    only the vectors of rows added since (a replaced article's rows are new rows)."""
+    the filtered dense search; rows added since (a replaced article's rows are new rows)
+    keep a copy read from the store as their article is followed. The next build carries
+    the segment's over and takes the new rows' copies: it reads no vector from the store."""
     settings = settings.replace(fts_segment="manual")
     store, indexer, index = _thirty_articles(settings)
     first = index.build_segment()
@@ -308,7 +309,10 @@ def test_a_segment_keeps_each_rows_vector_and_a_new_build_reads_only_new_rows(
     index = open_lexical(settings, store)
     assert isinstance(index, FtsIndex)
     tail = index.matching(SearchFilters(article_ids=("a99",)), 100)
-    assert tail.chunk_ids and not tail.vectors  # after the mark: read from the store
+    assert tail.chunk_ids and set(tail.vectors) == set(tail.chunk_ids)  # copied on follow
+    exact = store.get_vectors(tail.chunk_ids)
+    for chunk_id, vector in tail.vectors.items():
+        assert np.abs(vector.astype(np.float32) - exact[chunk_id]).max() < 1e-3
     read: list[str] = []
     real = ChromaStore.get_vectors
 
@@ -319,8 +323,10 @@ def test_a_segment_keeps_each_rows_vector_and_a_new_build_reads_only_new_rows(
     monkeypatch.setattr(ChromaStore, "get_vectors", counted)
     second = index.build_segment()
     new_rows = len(index.article_chunks(["a7", "a99"]))
-    assert added.chunks_embedded > 0 and len(read) == second["vectors_read"] == new_rows
+    assert added.chunks_embedded > 0 and second["vectors_read"] == new_rows and not read
     assert second["vectors_carried"] == index.count() - new_rows
+    # The segment holds them now: the file keeps no copy of its own.
+    assert index._db().execute("SELECT count(*) FROM row_vectors").fetchone()[0] == 0
     again = index.matching(SearchFilters(article_ids=("a7", "a99")), 100)
     assert again.chunk_ids and set(again.vectors) == set(again.chunk_ids)
 

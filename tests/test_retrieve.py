@@ -15,7 +15,7 @@ from rag.index import Indexer
 from rag.lexical import LexicalIndex, open_lexical
 from rag.lexical_fts import FtsIndex
 from rag.retrieve import HybridRetriever, SearchFilters, as_langchain_retriever
-from rag.schema import Article, Passage
+from rag.schema import Article, Chunk, Passage
 from rag.store import DenseHit
 from rag.stores.chroma import ChromaStore
 
@@ -316,3 +316,86 @@ def test_the_lexical_backends_agree_on_what_a_filter_passes(settings: Settings) 
             assert counted.chunk_ids is None and counted.count == len(truth)
             assert counted.total == len(everything)
             assert lexical.accepted(everything, filters) == truth
+
+
+# -- a replica whose vector index trails another process's write ----------------------------------
+
+INGEST = """
+import sys
+sys.path.insert(0, sys.argv[2])
+import conftest  # registers the fake embedder
+from rag.config import Settings
+from rag.embed import create_embedder
+from rag.index import Indexer
+from rag.schema import Article
+from rag.stores.chroma import ChromaStore
+
+settings = Settings(data_dir=sys.argv[1], embedding_provider="fake-hash")
+embedder = create_embedder(settings)
+article = Article("storm", "Harbour storm", sys.argv[3], "Cy Eze", "2024-02-02")
+Indexer(settings, embedder, ChromaStore.open(settings, embedder.model_id)).sync(
+    [article], progress=False
+)
+"""
+
+
+def test_a_replica_finds_another_processs_new_article_while_its_vectors_reload(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process ingests an article. This process's embedded Chroma cannot read the
+    new chunks' vectors until it has loaded its vector index again (3.5-4.6 s at 1M chunks,
+    in the background): meanwhile the lexical index, which the writer brought up to date
+    with float16 copies of the new vectors, finds the article, scores it by the copy, and a
+    filter on it searches it exactly. Once the reload is done, dense search finds it too."""
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    import rag.stores.chroma as chroma
+
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    Indexer(settings.index, embedder, store).sync(ARTICLES, progress=False)
+    # Enough chunks that Chroma moves them from its log into the vector index, then a
+    # search, which loads that index into this process.
+    filler = [
+        Chunk(f"f{n}", "filler", f"filler {n}", 0, 9, n, {"article_id": "filler"})
+        for n in range(1500)
+    ]
+    store.add(filler, np.asarray(embedder.embed([c.text for c in filler]), dtype=np.float32))
+    lexical = open_lexical(settings.index, store)
+    retriever = HybridRetriever(settings.retrieval, embedder, store, lexical)
+    assert retriever.search("train drivers strike", k=1).passages[0].article_id == "rail"
+
+    text = "A zyxwquorble storm flooded the harbour docks.\n\nThe port closed for a week."
+    tests = str(Path(__file__).parent)
+    subprocess.run(
+        [sys.executable, "-c", INGEST, str(settings.data_dir), tests, text],
+        check=True,
+        timeout=120,
+    )
+    may_load = threading.Event()
+    real_load = chroma._load_vectors
+    monkeypatch.setattr(
+        chroma, "_load_vectors", lambda client, name: (may_load.wait(30), real_load(client, name))
+    )
+    store.current_version()  # the new version: the reload begins, held back here
+    lexical = lexical.refreshed(store)
+    assert store.reloading
+    question = "zyxwquorble storm in the harbour"
+    meanwhile = HybridRetriever(settings.retrieval, embedder, store, lexical).search(question, k=3)
+    top = meanwhile.passages[0]
+    assert top.article_id == "storm" and top.dense_score is not None
+    dense = retriever.search(question, 5, mode="dense").passages
+    assert "storm" not in {p.article_id for p in dense}  # not in the vector index loaded here
+    only_new = SearchFilters(article_ids=("storm",))
+    filtered = retriever.search("the port closed", k=1, filters=only_new, mode="dense").passages
+    assert [p.article_id for p in filtered] == ["storm"]
+
+    may_load.set()
+    assert store.wait_reloaded(30)
+    after = HybridRetriever(settings.retrieval, embedder, store, lexical).search(question, k=3)
+    assert after.passages[0].chunk_id == top.chunk_id
+    assert top.dense_score == pytest.approx(after.passages[0].dense_score, abs=chroma.FLOAT16_ERROR)
+    assert "storm" in {p.article_id for p in retriever.search(question, 5, mode="dense").passages}
