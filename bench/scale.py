@@ -46,7 +46,7 @@ from rag.lexical import fts_path, open_lexical
 from rag.lexical_fts import FtsIndex
 from rag.retrieve import EXACT_LIMIT, HybridRetriever, SearchFilters
 from rag.schema import Article
-from rag.stores.chroma import ChromaStore
+from rag.stores.chroma import RETIRE_AFTER_S, ChromaStore
 
 _CHUNKS_PER_ARTICLE = 8  # ~900-character chunks: an article of ~7,000 characters
 _AUTHORS = 600
@@ -208,10 +208,11 @@ def summary(name: str, times: Sequence[float]) -> dict[str, float]:
     return {f"{name}_p50_ms": percentile(times, 50), f"{name}_p95_ms": percentile(times, 95)}
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory ("VmHWM": its peak so far), in MiB."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
 
@@ -370,8 +371,12 @@ def fts5_only(
     return results
 
 
-def add_and_watch(settings: Settings, sentences: Sequence[str], refresh_s: float) -> dict[str, Any]:
-    """One new article: until this process finds it, and until a replica process does."""
+def add_and_watch(
+    settings: Settings, sentences: Sequence[str], refresh_s: float, wait_reload: bool, seed: int
+) -> dict[str, Any]:
+    """One new article: until this process finds it, and until a replica process does (by
+    hybrid search, then by dense search alone). ``wait_reload``: the replica holds its
+    searches while its vector store reloads (the baseline)."""
     replica = subprocess.Popen(
         [
             sys.executable,
@@ -384,6 +389,7 @@ def add_and_watch(settings: Settings, sentences: Sequence[str], refresh_s: float
             settings.lexical,
             "--refresh-s",
             str(refresh_s),
+            *(["--wait-reload"] if wait_reload else []),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -400,8 +406,8 @@ def add_and_watch(settings: Settings, sentences: Sequence[str], refresh_s: float
     embedder = create_embedder(settings.index)
     store = ChromaStore.open(settings.index, embedder.model_id)
     indexer = Indexer(settings.index, embedder, store)
-    marker = "zyxwquorble"  # a word no real sentence has
-    article = next(synthetic_articles(1, sentences, seed=424242, prefix="new"))
+    marker = f"zyxwquorble{seed}"  # a word no real sentence has
+    article = next(synthetic_articles(1, sentences, seed=seed, prefix=f"new{seed}-"))
     article = Article(
         article.article_id,
         article.title,
@@ -430,12 +436,25 @@ def add_and_watch(settings: Settings, sentences: Sequence[str], refresh_s: float
         # when the replica found it first: the writer still saving its lexical index).
         "visible_on_replica_ms": seen["found_at_ms_after_go"],
         "visible_on_replica_after_add_returned_ms": (seen["found_at"] - committed_at) * 1000.0,
-        "rss_mb": {"writer": rss_mb(), "replica": ready["rss_mb"], "replica_after": seen["rss_mb"]},
+        "replica_reloading_when_found": seen.get("reloading_when_found"),
+        "dense_visible_on_replica_ms": seen["dense_found_at_ms_after_go"],
+        "rss_mb": {
+            "writer": rss_mb(),
+            "replica": ready["rss_mb"],
+            "replica_after": seen["rss_mb"],
+            "replica_settled": seen.get("rss_settled_mb"),
+            "replica_peak": seen["rss_peak_mb"],
+        },
     }
 
 
-def replica_main(data_dir: Path, lexical_name: str, refresh_s: float) -> int:
-    """A second serving process: load, answer, then poll for a new article as a server would."""
+def replica_main(data_dir: Path, lexical_name: str, refresh_s: float, wait_reload: bool) -> int:
+    """A second serving process: load, answer, then poll for a new article as a server would.
+
+    It reports when a hybrid search first found the article, and when a dense search did
+    (once its vector store had loaded the new vectors). ``wait_reload`` is the baseline: a
+    noticed change holds searches until the vector store has reloaded (as before reloads ran
+    in the background)."""
     settings = settings_for(data_dir, lexical_name)
     embedder = create_embedder(settings.index)
     store = ChromaStore.open(settings.index, embedder.model_id)
@@ -445,34 +464,46 @@ def replica_main(data_dir: Path, lexical_name: str, refresh_s: float) -> int:
     wanted = json.loads(sys.stdin.readline())
     go = time.perf_counter()
     checked = float("-inf")
+    found: dict[str, Any] = {}
     while time.perf_counter() - go < 600:
         now = time.monotonic()
         version = store.index_version
         if now - checked >= refresh_s:  # as Assistant._current_lexical does
             checked, version = now, store.current_version()
+            if wait_reload:
+                store.wait_reloaded()
         if lexical.version != version:
             lexical = lexical.refreshed(store)
-        retriever = HybridRetriever(settings.retrieval, embedder, store, lexical)
-        hits = retriever.search(f"the {wanted['marker']} was seen").passages
-        if any(p.article_id == wanted["article_id"] for p in hits):
-            print(
-                json.dumps(
-                    {
-                        "found_at": time.time(),
-                        "found_at_ms_after_go": (time.perf_counter() - go) * 1000.0,
-                        "rss_mb": rss_mb(),
-                    }
-                ),
-                flush=True,
-            )
-            return 0
+        if not found:
+            retriever = HybridRetriever(settings.retrieval, embedder, store, lexical)
+            hits = retriever.search(f"the {wanted['marker']} was seen").passages
+            hit = next((p for p in hits if p.article_id == wanted["article_id"]), None)
+            if hit is not None:
+                found = {
+                    "found_at": time.time(),
+                    "found_at_ms_after_go": (time.perf_counter() - go) * 1000.0,
+                    "reloading_when_found": store.reloading,
+                    "chunk_id": hit.chunk_id,
+                }
+        if found:
+            copy = lexical.vector_copies([found["chunk_id"]]).get(found["chunk_id"])
+            vector = np.asarray(copy, np.float32) if copy is not None else None
+            nearest = store.query(vector, 1) if vector is not None else []
+            if nearest and nearest[0].chunk.chunk_id == found["chunk_id"]:
+                found["dense_found_at_ms_after_go"] = (time.perf_counter() - go) * 1000.0
+                found["rss_mb"] = rss_mb()
+                # Once the replaced vector index is freed (RETIRE_AFTER_S after the switch).
+                time.sleep(RETIRE_AFTER_S + 5.0)
+                found["rss_settled_mb"] = rss_mb()
+                found["rss_peak_mb"] = rss_mb("VmHWM")
+                print(json.dumps(found), flush=True)
+                return 0
         time.sleep(0.02)
-    print(
-        json.dumps(
-            {"found_at": float("nan"), "found_at_ms_after_go": float("nan"), "rss_mb": rss_mb()}
-        ),
-        flush=True,
-    )
+    nan = float("nan")
+    found.setdefault("found_at", nan)
+    found.setdefault("found_at_ms_after_go", nan)
+    found.update(dense_found_at_ms_after_go=nan, rss_mb=rss_mb(), rss_peak_mb=rss_mb("VmHWM"))
+    print(json.dumps(found), flush=True)
     return 1
 
 
@@ -497,10 +528,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--refresh-s", type=float, default=Settings().refresh_interval_s)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--wait-reload", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     _register(args.dim)
     if args.replica:
-        return replica_main(args.data_dir, args.lexical, args.refresh_s)
+        return replica_main(args.data_dir, args.lexical, args.refresh_s, args.wait_reload)
     temporary = args.data_dir is None
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="rag-scale-"))
     try:
@@ -510,7 +542,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.update(build(settings, args.chunks, sentences, args.batch))
         results.update(measure(settings, sentences, args.queries))
         print(json.dumps(results), file=sys.stderr, flush=True)  # kept if what follows fails
-        results.update(add_and_watch(settings, sentences, args.refresh_s))
+        # The baseline first (a replica that waits for its vector store's reload), then the
+        # default (it goes on searching meanwhile), each with an article of its own.
+        baseline = add_and_watch(settings, sentences, args.refresh_s, True, seed=424242)
+        results["waiting_replica"] = {
+            k: v for k, v in baseline.items() if k.startswith(("visible", "dense", "rss"))
+        }
+        results.update(add_and_watch(settings, sentences, args.refresh_s, False, seed=434343))
         results["disk_mb"] = disk_mb(data_dir)
         results["cpus"] = os.cpu_count()
         if args.json:
