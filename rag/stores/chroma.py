@@ -349,8 +349,8 @@ class ChromaStore:
         server_url: str = "",
     ) -> None:
         """``connect`` makes a Chroma client; ``local`` says it is an embedded one, which
-        must load its vector index again to search what another process wrote (``reload``); ``server_url`` names the server
-        of an HTTP client, for messages."""
+        must load its vector index again to search what another process wrote (``reload``);
+        ``server_url`` names the server of an HTTP client, for messages."""
         self._connect = connect
         self._server_url = server_url
         self._client = connect()
