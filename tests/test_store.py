@@ -387,3 +387,34 @@ def test_a_write_of_this_process_during_a_reload_makes_it_load_once_more(
     assert store.wait_reloaded(30)
     assert len(loads) == 2 and store._client is loads[-1]
     assert query_ids(settings, store, "harbour storm", 1) == ["b-h1-0"]
+
+
+def test_a_reload_begins_only_once_the_client_the_last_one_replaced_is_stopped(
+    settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However often another process writes, a process holds at most two copies of the
+    vector index: the one it reads and, for ``RETIRE_AFTER_S``, the one it replaced."""
+    from chromadb.config import System
+
+    import rag.stores.chroma as chroma
+
+    monkeypatch.setattr(chroma, "RETIRE_AFTER_S", 0.5)
+    stopped: list[object] = []
+    real_stop = System.stop
+    monkeypatch.setattr(System, "stop", lambda system: (stopped.append(system), real_stop(system)))
+    add(settings, store, [stored_chunk("a", "h1", "budget vote")])
+    first = store._client._system
+    store.reload()
+    assert store.wait_reloaded(30)
+    second = store._client._system
+    loads_saw: list[bool] = []
+    real_load = chroma._load_vectors
+    monkeypatch.setattr(
+        chroma,
+        "_load_vectors",
+        lambda client, name: (loads_saw.append(first in stopped), real_load(client, name)),
+    )
+    store.reload()  # at once: it waits for the first client's stop
+    assert store.wait_reloaded(30)
+    assert loads_saw == [True] and store._client._system is not second
+    assert query_ids(settings, store, "budget vote", 1) == ["a-h1-0"]

@@ -46,7 +46,9 @@ not their vectors, and not them in a nearest-neighbour search, until it loads th
 thread (``reload``): searches go on through the old client meanwhile, a read of a vector it
 does not hold gives none (the lexical index keeps float16 copies of new chunks' vectors for
 those reads), and every store of the process on the path then switches to the new client;
-the old one is stopped ``RETIRE_AFTER_S`` later. A Chroma server has none of this.
+the old one is stopped ``RETIRE_AFTER_S`` later, before any next reload begins (so a process
+holds at most two copies of the index, however often others write). A Chroma server has none
+of this.
 
 Write failures: a write the store refuses (a full disk, the database or the server answering
 with an error) is an ``IndexWriteError`` with the cause in one line; an unreachable server is a
@@ -111,13 +113,16 @@ _LEASE_POLL_S = 0.2  # between tries while another writer holds the lease (plus 
 # each component rounds by at most 2^-11 of itself, and sum |q_i v_i| <= |q| |v| = 1 (plus a
 # margin for float32 sums and for components below float16's normal range).
 FLOAT16_ERROR = 2.0**-11 + 1e-5
-# A replaced local client is stopped this long after a reload: longer than any read that
-# began on it (a read of a whole 1M-chunk archive pages through in well under a minute here).
-RETIRE_AFTER_S = 60.0
+# A replaced local client is stopped this long after a reload: longer than any one call that
+# began on it (a page of 5,000 records takes about a second; reads that page through a store
+# take each page from the client current then). The next reload of the path waits for it, so
+# a process holds at most two copies of a vector index however often another one writes.
+RETIRE_AFTER_S = 10.0
 _OPEN: weakref.WeakSet[ChromaStore] = weakref.WeakSet()  # this process's stores
 # Reloads of local paths in progress (by Chroma's identifier of the path), and the version
 # each path was last written at by this process (its own writes need no reload).
 _RELOADS: dict[str, _Reload] = {}
+_RETIRING: dict[str, threading.Timer] = {}  # the replaced client's stop, by path
 _WRITTEN: dict[str, str] = {}
 _RELOADS_LOCK = threading.Lock()
 
@@ -167,10 +172,14 @@ def _reload_path(identifier: str, connect: Callable[[], Any], name: str, reload:
     """Connect to the path afresh, load its vector index (Chroma's native code does so
     without holding the GIL: searches go on meanwhile), then switch every store of this
     process on the path to the new client and stop the old one ``RETIRE_AFTER_S`` later.
-    Again while the path changed meanwhile."""
+    Again while the path changed meanwhile, each time once the last replaced client is
+    stopped."""
     from chromadb.api.shared_system_client import SharedSystemClient
 
     while True:
+        retiring = _RETIRING.get(identifier)
+        if retiring is not None:  # never a third copy of the index in memory
+            retiring.join()
         with _RELOADS_LOCK:
             reload.again = False
         # Chroma shares one system per path within a process: ours is dropped from its
@@ -190,7 +199,9 @@ def _reload_path(identifier: str, connect: Callable[[], Any], name: str, reload:
                 store._client = client
                 store._collection = store._commits = store._changes = None
             if old is not None:
-                retire = threading.Timer(RETIRE_AFTER_S, _stop_quietly, (old,))
+                retire = _RETIRING[identifier] = threading.Timer(
+                    RETIRE_AFTER_S, _stop_quietly, (old,)
+                )
                 retire.daemon = True
                 retire.start()
         with _RELOADS_LOCK:
@@ -580,12 +591,14 @@ class ChromaStore:
     def _iter_where(
         self, where: Where | None, with_text: bool, *, include_uncommitted: bool
     ) -> Iterator[StoredChunk]:
-        collection = self._existing()
-        if collection is None:
-            return
         include = ["metadatas", "documents"] if with_text else ["metadatas"]
         offset = 0
         while True:
+            # Each page from the client current now: a reload may replace (and stop) the
+            # one the first page came from.
+            collection = self._existing()
+            if collection is None:
+                return
             page = collection.get(where=where, include=include, limit=_PAGE, offset=offset)
             ids = page["ids"]
             documents = page.get("documents") or [""] * len(ids)
