@@ -332,20 +332,25 @@ def test_what_another_process_wrote_is_searched_once_a_background_reload_is_done
     write_from_another_process(settings, "b", "harbour storm floods the docks")
 
     may_load = threading.Event()
+    loads: list[object] = []
     real_load = chroma._load_vectors
 
     def held_load(client: object, name: str) -> None:
+        loads.append(client)
         may_load.wait(30)
         real_load(client, name)
 
     monkeypatch.setattr(chroma, "_load_vectors", held_load)
-    store.current_version()
-    assert store.reloading
     assert store.get_vectors(["a-h1-0", "b-h1-0"]).keys() == {"a-h1-0"}  # no error meanwhile
+    assert store.reloading  # the read that missed began it
+    store.current_version()  # the version it is loading: nothing more to do
+    assert store.get_vectors(["b-h1-0"]) == {}
     assert "b-h1-0" not in query_ids(settings, store, "harbour storm floods the docks", 2)
     may_load.set()
     assert store.wait_reloaded(30)
     assert not store.reloading
+    store.current_version()
+    assert not store.reloading and len(loads) == 1  # one load for one change
     assert store.get_vectors(["b-h1-0"]).keys() == {"b-h1-0"}
     assert query_ids(settings, store, "harbour storm floods the docks", 1) == ["b-h1-0"]
 

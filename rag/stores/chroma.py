@@ -120,10 +120,10 @@ FLOAT16_ERROR = 2.0**-11 + 1e-5
 RETIRE_AFTER_S = 10.0
 _OPEN: weakref.WeakSet[ChromaStore] = weakref.WeakSet()  # this process's stores
 # Reloads of local paths in progress (by Chroma's identifier of the path), and the version
-# each path was last written at by this process (its own writes need no reload).
+# this process's client of each path holds (its own writes, what its last reload loaded).
 _RELOADS: dict[str, _Reload] = {}
 _RETIRING: dict[str, threading.Timer] = {}  # the replaced client's stop, by path
-_WRITTEN: dict[str, str] = {}
+_HELD: dict[str, str] = {}
 _RELOADS_LOCK = threading.Lock()
 
 
@@ -165,6 +165,7 @@ class _Reload:
 
     def __init__(self) -> None:
         self.again = False
+        self.version: str | None = None  # the version it loads, once read
         self.done = threading.Event()
 
 
@@ -194,10 +195,16 @@ def _reload_path(identifier: str, connect: Callable[[], Any], name: str, reload:
             log.warning("could not reload the Chroma index: %s", _first_line(e))
             client = None
         if client is not None:
+            version = _version_of(client, name)  # before the load: it holds at least this
+            with _RELOADS_LOCK:
+                reload.version = version
             _load_vectors(client, name)
             for store in [s for s in list(_OPEN) if s._local and s._identifier == identifier]:
                 store._client = client
                 store._collection = store._commits = store._changes = None
+            if version:
+                with _RELOADS_LOCK:
+                    _HELD[identifier] = version
             if old is not None:
                 retire = _RETIRING[identifier] = threading.Timer(
                     RETIRE_AFTER_S, _stop_quietly, (old,)
@@ -209,6 +216,14 @@ def _reload_path(identifier: str, connect: Callable[[], Any], name: str, reload:
                 del _RELOADS[identifier]
                 reload.done.set()
                 return
+
+
+def _version_of(client: Any, name: str) -> str | None:
+    try:
+        collection = client.get_collection(name, embedding_function=None)
+    except Exception:  # no collection yet
+        return None
+    return str((collection.metadata or {}).get("index_version", "")) or None
 
 
 def _load_vectors(client: Any, name: str) -> None:
@@ -497,23 +512,27 @@ class ChromaStore:
         """
         self._collection = self._commits = self._changes = None
         version = self.index_version
-        changed = self._seen_version is not None and version != self._seen_version
-        if self._local and changed and _WRITTEN.get(self._identifier) != version:
-            self.reload()
+        if self._local and self._seen_version is not None and version != self._seen_version:
+            self.reload(version)
         self._seen_version = version
         return version
 
-    def reload(self) -> None:
+    def reload(self, version: str | None = None) -> None:
         """Load this local store's vector index afresh from disk, in a thread, then switch
-        every store of this process on the same path to it (one reload per path at a time;
-        asked for during one, it runs once more)."""
+        every store of this process on the same path to it. One reload per path at a time:
+        asked for during one, none is added, unless ``version`` (the version to be searched)
+        is newer than the one it loads, when it runs once more; none starts when this
+        process's client already holds ``version``."""
         if not self._local:
             return
         identifier = self._identifier
         with _RELOADS_LOCK:
             reload = _RELOADS.get(identifier)
             if reload is not None:
-                reload.again = True
+                if version is not None and reload.version not in (None, version):
+                    reload.again = True
+                return
+            if version is not None and _HELD.get(identifier) == version:
                 return
             reload = _RELOADS[identifier] = _Reload()
         threading.Thread(
@@ -550,7 +569,7 @@ class ChromaStore:
         if self._local:
             identifier = self._identifier
             with _RELOADS_LOCK:
-                _WRITTEN[identifier] = version  # nor for this process's other stores
+                _HELD[identifier] = version  # nor for this process's other stores
                 if identifier in _RELOADS:  # which may have loaded before this write
                     _RELOADS[identifier].again = True
         return version
