@@ -56,6 +56,21 @@ class HashEmbedder:
 register_embedder("fake-hash", lambda settings: HashEmbedder())
 
 
+def unrelated_texts(count: int) -> list[str]:
+    """``count`` texts that share no word with each other or with ordinary words.
+
+    Filler for tests that need Chroma to move chunks into its HNSW index. Texts that share a
+    word ("filler 1", "filler 2", ...) crowd the fake embedder's vectors into one cluster, and
+    the graph then keeps too few links to a point outside it: a search for that point's own
+    text missed it in about 1 of 40 builds (3 of 120 measured; 0 of 120 with these texts).
+    """
+
+    def word(n: int) -> str:
+        return "".join(chr(97 + (n // 26**place) % 26) for place in range(3))
+
+    return [f"{word(n)}filler {word(7 * n + 3)}note" for n in range(count)]
+
+
 class OverlapJudge:
     """A stand-in for the trained answer judge: the share of the question's content words
     that the candidate sentence (the part before its context) contains. Deterministic."""

@@ -18,6 +18,7 @@ from rag.retrieve import HybridRetriever, SearchFilters, as_langchain_retriever
 from rag.schema import Article, Chunk, Passage
 from rag.store import DenseHit
 from rag.stores.chroma import ChromaStore
+from tests.conftest import unrelated_texts
 
 ARTICLES = [
     Article(
@@ -360,8 +361,8 @@ def test_a_replica_finds_another_processs_new_article_while_its_vectors_reload(
     # Enough chunks that Chroma moves them from its log into the vector index, then a
     # search, which loads that index into this process.
     filler = [
-        Chunk(f"f{n}", "filler", f"filler {n}", 0, 9, n, {"article_id": "filler"})
-        for n in range(1500)
+        Chunk(f"f{n}", "filler", text, 0, len(text), n, {"article_id": "filler"})
+        for n, text in enumerate(unrelated_texts(1500))
     ]
     store.add(filler, np.asarray(embedder.embed([c.text for c in filler]), dtype=np.float32))
     lexical = open_lexical(settings.index, store)

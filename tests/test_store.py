@@ -18,6 +18,7 @@ from rag.errors import IndexWriteError, ProviderError
 from rag.schema import Chunk
 from rag.store import CommitRecord, SearchFilters, available_stores, is_shown, open_store
 from rag.stores.chroma import ChromaStore, chroma_where
+from tests.conftest import unrelated_texts
 
 
 def stored_chunk(article_id: str, article_hash: str, text: str, index: int = 0) -> Chunk:
@@ -326,7 +327,8 @@ def test_what_another_process_wrote_is_searched_once_a_background_reload_is_done
     # Enough chunks that Chroma has moved them from its log into the vector index (which a
     # client loads once; it reads what is still in the log afresh).
     add(settings, store, [stored_chunk("a", "h1", "budget vote in the senate")])
-    add(settings, store, [stored_chunk(f"f{n}", "h1", f"filler {n}") for n in range(1500)])
+    filler = unrelated_texts(1500)
+    add(settings, store, [stored_chunk(f"f{n}", "h1", text) for n, text in enumerate(filler)])
     assert query_ids(settings, store, "budget vote in the senate", 1) == ["a-h1-0"]  # loaded
     store.current_version()
     write_from_another_process(settings, "b", "harbour storm floods the docks")
