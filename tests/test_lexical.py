@@ -219,6 +219,30 @@ def test_following_an_article_keeps_copies_of_its_vectors_and_drops_its_old_rows
     assert rows == len(now)  # the old rows' copies are gone with them
 
 
+def test_the_row_count_is_read_again_only_once_the_file_changed(
+    fts: tuple[Settings, ChromaStore, Indexer], tmp_path: Path
+) -> None:
+    """Every filtered search asks for the rows held: a second ask of an unchanged file runs
+    no ``count(*)``; a write through this connection or another one is counted."""
+    _, store, indexer = fts
+    path = tmp_path / "replica" / "lexical.sqlite"
+    index = FtsIndex.open(path, store)
+    other = FtsIndex.open(path, store)
+    counts: list[str] = []
+    index._db().set_trace_callback(
+        lambda sql: counts.append(sql) if sql == "SELECT count(*) FROM chunks" else None
+    )
+    assert index.count() == store.count()
+    assert index.count() == store.count() and len(counts) == 1
+    indexer.sync([_article(1)], progress=False)
+    index.follow()  # this connection writes
+    assert index.count() == store.count() and len(counts) == 2
+    indexer.sync([_article(2)], progress=False)
+    other.follow()  # another connection writes
+    assert index.count() == store.count() and len(counts) == 3
+    assert index.count() == store.count() and len(counts) == 3
+
+
 def test_a_file_that_holds_rows_can_be_rebuilt(
     fts: tuple[Settings, ChromaStore, Indexer], tmp_path: Path
 ) -> None:
