@@ -438,6 +438,9 @@ def add_and_watch(
         "visible_on_replica_after_add_returned_ms": (seen["found_at"] - committed_at) * 1000.0,
         "replica_reloading_when_found": seen.get("reloading_when_found"),
         "dense_visible_on_replica_ms": seen["dense_found_at_ms_after_go"],
+        # The replica's reload of its vector index, from the start of the add.
+        "replica_reload_began_ms": seen.get("reload_began_ms_after_go"),
+        "replica_reload_done_ms": seen.get("reload_done_ms_after_go"),
         "rss_mb": {
             "writer": rss_mb(),
             "replica": ready["rss_mb"],
@@ -465,6 +468,7 @@ def replica_main(data_dir: Path, lexical_name: str, refresh_s: float, wait_reloa
     go = time.perf_counter()
     checked = float("-inf")
     found: dict[str, Any] = {}
+    reload: dict[str, float] = {}
     while time.perf_counter() - go < 600:
         now = time.monotonic()
         version = store.index_version
@@ -474,6 +478,10 @@ def replica_main(data_dir: Path, lexical_name: str, refresh_s: float, wait_reloa
                 store.wait_reloaded()
         if lexical.version != version:
             lexical = lexical.refreshed(store)
+        if store.reloading:  # when this process's reload of its vector index ran (20 ms steps)
+            reload.setdefault("reload_began_ms_after_go", (time.perf_counter() - go) * 1000.0)
+        elif reload and "reload_done_ms_after_go" not in reload:
+            reload["reload_done_ms_after_go"] = (time.perf_counter() - go) * 1000.0
         if not found:
             retriever = HybridRetriever(settings.retrieval, embedder, store, lexical)
             hits = retriever.search(f"the {wanted['marker']} was seen").passages
@@ -496,7 +504,7 @@ def replica_main(data_dir: Path, lexical_name: str, refresh_s: float, wait_reloa
                 time.sleep(RETIRE_AFTER_S + 5.0)
                 found["rss_settled_mb"] = rss_mb()
                 found["rss_peak_mb"] = rss_mb("VmHWM")
-                print(json.dumps(found), flush=True)
+                print(json.dumps({**found, **reload}), flush=True)
                 return 0
         time.sleep(0.02)
     nan = float("nan")
