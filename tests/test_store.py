@@ -425,3 +425,29 @@ def test_a_reload_begins_only_once_the_client_the_last_one_replaced_is_stopped(
     assert store.wait_reloaded(30)
     assert loads_saw == [True] and store._client._system is not second
     assert query_ids(settings, store, "budget vote", 1) == ["a-h1-0"]
+
+
+def test_a_stopped_client_is_let_go(
+    settings: Settings, store: ChromaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once stopped, nothing of this module holds the replaced client (so what is left of its
+    index in memory is freed), and freed memory is handed back to the system."""
+    import gc
+    import weakref
+
+    import rag.stores.chroma as chroma
+
+    monkeypatch.setattr(chroma, "RETIRE_AFTER_S", 0.1)
+    released: list[bool] = []
+    real_release = chroma._release_freed_memory
+    monkeypatch.setattr(
+        chroma, "_release_freed_memory", lambda: (released.append(True), real_release())
+    )
+    add(settings, store, [stored_chunk("a", "h1", "budget vote")])
+    replaced = weakref.ref(store._client._system)
+    store.reload()
+    assert store.wait_reloaded(30)
+    chroma._RETIRING[store._identifier].join(30)
+    gc.collect()
+    assert replaced() is None and released == [True]
+    assert query_ids(settings, store, "budget vote", 1) == ["a-h1-0"]

@@ -47,8 +47,8 @@ thread (``reload``): searches go on through the old client meanwhile, a read of 
 does not hold gives none (the lexical index keeps float16 copies of new chunks' vectors for
 those reads), and every store of the process on the path then switches to the new client;
 the old one is stopped ``RETIRE_AFTER_S`` later, before any next reload begins (so a process
-holds at most two copies of the index, however often others write). A Chroma server has none
-of this.
+holds at most two copies of the index, however often others write), and the heap pages it
+freed are handed back to the system. A Chroma server has none of this.
 
 Write failures: a write the store refuses (a full disk, the database or the server answering
 with an error) is an ``IndexWriteError`` with the cause in one line; an unreachable server is a
@@ -206,8 +206,12 @@ def _reload_path(identifier: str, connect: Callable[[], Any], name: str, reload:
                 with _RELOADS_LOCK:
                     _HELD[identifier] = version
             if old is not None:
+                # The timer holds the old system only until it is stopped: a Timer keeps its
+                # arguments for good, and the last replaced client would live on in it.
+                replaced = [old]
+                del old
                 retire = _RETIRING[identifier] = threading.Timer(
-                    RETIRE_AFTER_S, _stop_quietly, (old,)
+                    RETIRE_AFTER_S, _stop_quietly, (replaced,)
                 )
                 retire.daemon = True
                 retire.start()
@@ -239,13 +243,32 @@ def _load_vectors(client: Any, name: str) -> None:
         log.debug("nothing to load before switching Chroma clients: %s", _first_line(e))
 
 
-def _stop_quietly(system: Any) -> None:
-    """Stop a Chroma system that no store of this process reads through any more: its
-    memory is freed."""
+def _stop_quietly(replaced: list[Any]) -> None:
+    """Stop the Chroma system in ``replaced`` (taken out of it), which no store of this
+    process reads through any more, and hand the memory its vector index held back to the
+    system (``_release_freed_memory``)."""
+    system = replaced.pop()
     try:
         system.stop()
     except Exception as e:  # nothing depends on it any more
         log.warning("could not stop a replaced Chroma client: %s", _first_line(e))
+    del system
+    _release_freed_memory()
+
+
+def _release_freed_memory() -> None:
+    """Ask glibc to return freed heap pages to the system (``malloc_trim``). A vector index
+    is loaded in a reload thread, so in that thread's malloc arena, which glibc does not
+    shrink by itself: a 200k-chunk process grew by about 65 MB a reload without this (518 ->
+    845 MB over 5), and by about 5 with it (518 -> 583 over 14). A no-op without glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
 
 
 @contextmanager
