@@ -515,6 +515,67 @@ def replica_main(data_dir: Path, lexical_name: str, refresh_s: float, wait_reloa
     return 1
 
 
+def rss_over_reloads(settings: Settings, sentences: Sequence[str], count: int) -> list[float]:
+    """A replica's RSS when ready, then after each of ``count`` articles added by this
+    process: each time once the replica's reload is done and the client it replaced is
+    stopped. Flat when a replica lets go of what each reload replaced."""
+    replica = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.scale",
+            "--replica-reloads",
+            "--data-dir",
+            str(settings.data_dir),
+            "--lexical",
+            settings.lexical,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+        cwd=ROOT,
+    )
+    assert replica.stdin is not None and replica.stdout is not None
+    rss = [float(json.loads(replica.stdout.readline())["rss_mb"])]
+    embedder = create_embedder(settings.index)
+    indexer = Indexer(settings.index, embedder, ChromaStore.open(settings.index, embedder.model_id))
+    # New ids on every run, so that a reused data dir changes each time.
+    prefix = f"reload{time.time_ns()}-"
+    for article in synthetic_articles(count, sentences, seed=515151, prefix=prefix):
+        replica.stdin.write("go\n")
+        replica.stdin.flush()
+        indexer.sync([article], progress=False)
+        rss.append(float(json.loads(replica.stdout.readline())["rss_mb"]))
+    replica.stdin.close()
+    replica.wait(timeout=60)
+    return rss
+
+
+def replica_reloads_main(data_dir: Path, lexical_name: str) -> int:
+    """``rss_over_reloads``' replica: on each line, wait for the writer's change, reload,
+    search, wait out the replaced client's stop, and report the RSS."""
+    settings = settings_for(data_dir, lexical_name)
+    embedder = create_embedder(settings.index)
+    store = ChromaStore.open(settings.index, embedder.model_id)
+    lexical = open_lexical(settings.index, store)
+    HybridRetriever(settings.retrieval, embedder, store, lexical).search("warm up the replica")
+    print(json.dumps({"rss_mb": rss_mb()}), flush=True)
+    for _ in sys.stdin:
+        before = store.index_version
+        deadline = time.monotonic() + 120
+        while store.current_version() == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3.0)  # the writer's closing version bump
+        store.current_version()
+        store.wait_reloaded(120)
+        lexical = lexical.refreshed(store)
+        HybridRetriever(settings.retrieval, embedder, store, lexical).search("after the reload")
+        time.sleep(RETIRE_AFTER_S + 3.0)
+        print(json.dumps({"rss_mb": rss_mb()}), flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.scale", description=__doc__.split("\n\n")[0]
@@ -535,12 +596,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--refresh-s", type=float, default=Settings().refresh_interval_s)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--reloads",
+        type=int,
+        default=0,
+        help="then N more articles, a replica's RSS after each reload (rss_over_reloads_mb)",
+    )
     parser.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--replica-reloads", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--wait-reload", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     _register(args.dim)
     if args.replica:
         return replica_main(args.data_dir, args.lexical, args.refresh_s, args.wait_reload)
+    if args.replica_reloads:
+        return replica_reloads_main(args.data_dir, args.lexical)
     temporary = args.data_dir is None
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="rag-scale-"))
     try:
@@ -557,6 +627,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             k: v for k, v in baseline.items() if k.startswith(("visible", "dense", "rss"))
         }
         results.update(add_and_watch(settings, sentences, args.refresh_s, False, seed=434343))
+        if args.reloads:
+            results["rss_over_reloads_mb"] = rss_over_reloads(settings, sentences, args.reloads)
         results["disk_mb"] = disk_mb(data_dir)
         results["cpus"] = os.cpu_count()
         if args.json:
