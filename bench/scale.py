@@ -371,31 +371,39 @@ def fts5_only(
     return results
 
 
-def add_and_watch(
-    settings: Settings, sentences: Sequence[str], refresh_s: float, wait_reload: bool, seed: int
-) -> dict[str, Any]:
-    """One new article: until this process finds it, and until a replica process does (by
-    hybrid search, then by dense search alone). ``wait_reload``: the replica holds its
-    searches while its vector store reloads (the baseline)."""
-    replica = subprocess.Popen(
+def start_replica(settings: Settings, *flags: str) -> subprocess.Popen[str]:
+    """A second process of this module on the same data dir, driven over its stdin/stdout."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "bench.scale",
-            "--replica",
+            *flags,
             "--data-dir",
             str(settings.data_dir),
             "--lexical",
             settings.lexical,
-            "--refresh-s",
-            str(refresh_s),
-            *(["--wait-reload"] if wait_reload else []),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, **ENV},
         cwd=ROOT,
+    )
+
+
+def add_and_watch(
+    settings: Settings, sentences: Sequence[str], refresh_s: float, wait_reload: bool, seed: int
+) -> dict[str, Any]:
+    """One new article: until this process finds it, and until a replica process does (by
+    hybrid search, then by dense search alone). ``wait_reload``: the replica holds its
+    searches while its vector store reloads (the baseline)."""
+    replica = start_replica(
+        settings,
+        "--replica",
+        "--refresh-s",
+        str(refresh_s),
+        *(["--wait-reload"] if wait_reload else []),
     )
     assert replica.stdin is not None and replica.stdout is not None
     first = replica.stdout.readline()  # the replica has loaded and answered (or failed)
@@ -519,23 +527,7 @@ def rss_over_reloads(settings: Settings, sentences: Sequence[str], count: int) -
     """A replica's RSS when ready, then after each of ``count`` articles added by this
     process: each time once the replica's reload is done and the client it replaced is
     stopped. Flat when a replica lets go of what each reload replaced."""
-    replica = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.scale",
-            "--replica-reloads",
-            "--data-dir",
-            str(settings.data_dir),
-            "--lexical",
-            settings.lexical,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **ENV},
-        cwd=ROOT,
-    )
+    replica = start_replica(settings, "--replica-reloads")
     assert replica.stdin is not None and replica.stdout is not None
     rss = [float(json.loads(replica.stdout.readline())["rss_mb"])]
     embedder = create_embedder(settings.index)
