@@ -9,6 +9,7 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 
@@ -16,6 +17,13 @@ from rag.config import Settings
 from rag.embed import Vectors, register_embedder
 from rag.judge import register_judge
 from rag.text import content_terms
+
+# anyio imports its parts lazily, on first use, and pytest rewrites anyio's modules (anyio is
+# a pytest plugin): first used in a server's worker thread, that rewrite's ast.parse raced
+# another thread's in CPython 3.11.7 ("AST constructor recursion depth mismatch", a 500 in
+# test_chat_is_mounted_with_frame_ancestors once in a full run). Import them all here, once.
+for _name in dir(anyio):
+    getattr(anyio, _name)
 
 # No test may reach a model hub or send telemetry.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
